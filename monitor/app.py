@@ -1,0 +1,217 @@
+"""The daemon: builds the long-lived parts once, runs them, reloads rules by swapping.
+
+Sources put posts on a bounded queue; one consumer runs them through the engine
+in batches (one transaction each); a ticker lets time pass; the outbox worker
+delivers alerts; the HTTP server takes webhooks and serves health and metrics.
+SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the rules (a bad file keeps the
+old ones). Under systemd it reports READY, STATUS and WATCHDOG.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from monitor import logs
+from monitor.clock import Clock, WallClock
+from monitor.config.loader import load_config, load_rules
+from monitor.config.schema import Config
+from monitor.engine import Engine, state_path
+from monitor.errors import ConfigError
+from monitor.http.server import start_http
+from monitor.metrics import Metrics
+from monitor.model import Post
+from monitor.notify.channels import build_notifiers
+from monitor.notify.outbox import OutboxWorker
+from monitor.sdnotify import Notifier as SdNotifier
+from monitor.sdnotify import watchdog_loop
+from monitor.sources.base import SOURCES, Source, SourceContext
+from monitor.sources.demo import demo_clock
+from monitor.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+BATCH = 200
+TICK_SECONDS = 2.0
+PRUNE_SECONDS = 3600.0
+
+
+class Daemon:
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = Path(config_path)
+        self.config: Config = load_config(self.config_path)
+        self.rules = load_rules(Path(self.config.rules_dir), self.config)
+        self.metrics = Metrics()
+        self.store = SqliteStore(state_path(self.config))
+        self.clock: Clock = WallClock()
+        demo = next((s for s in self.config.sources if s.type == "demo" and s.enabled), None)
+        if demo is not None:
+            self.clock = demo_clock(demo, self.store)
+        self.engine = Engine(self.config, self.rules, self.store, self.clock, self.metrics)
+        self.metrics.rules_loaded.set(len(self.rules.rules))
+        ctx = SourceContext(self.clock, self.store, self.metrics, self.config.brands)
+        self.sources: list[Source] = [SOURCES.get(s.type)(s, ctx) for s in self.config.sources
+                                      if s.enabled]
+        self.queue: asyncio.Queue[Post] = asyncio.Queue(self.config.queue_size)
+        self.stopping = asyncio.Event()
+        self.outbox_wake = asyncio.Event()
+        self.engine.on_alerts = lambda alerts: self.outbox_wake.set()
+        self.sd = SdNotifier()
+        self.http_port: int | None = None
+        self._last_loop_beat = asyncio.get_event_loop().time()
+
+    # -- DaemonApi (HTTP) --------------------------------------------------------
+    async def ingest(self, posts: list[Post]) -> tuple[int, int]:
+        outcomes = self.engine.process_batch(posts)
+        accepted = sum(o.accepted for o in outcomes)
+        return accepted, len(outcomes) - accepted
+
+    def health(self) -> dict[str, Any]:
+        sources = {s.name: s.health.to_json() for s in self.sources}
+        bad = [n for n, h in sources.items() if h["state"] == "error"]
+        status = "degraded" if bad else "ok"
+        if self.stopping.is_set():
+            status = "stopping"
+        return {"status": status, "sources": sources, "outbox": self.store.outbox_counts(),
+                "rules": len(self.engine.rules.rules), "queue": self.queue.qsize()}
+
+    # -- running ---------------------------------------------------------------
+    async def emit(self, post: Post) -> None:
+        if self.queue.full():
+            self.metrics.queue_dropped.labels(post.source).inc()
+        await self.queue.put(post)
+        self.metrics.queue_depth.set(self.queue.qsize())
+
+    async def _consume(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            self._process(batch)
+            await asyncio.sleep(0)
+
+    def _process(self, batch: list[Post]) -> None:
+        self.engine.process_batch(batch)
+        self.metrics.queue_depth.set(self.queue.qsize())
+
+    async def _tick(self) -> None:
+        since_prune = 0.0
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self.engine.tick()
+            self._last_loop_beat = asyncio.get_running_loop().time()
+            since_prune += TICK_SECONDS
+            if since_prune >= PRUNE_SECONDS:
+                since_prune = 0.0
+                self.engine.prune()
+
+    async def _run_source(self, source: Source) -> None:
+        try:
+            await source.run(self.emit)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a source must never take the daemon down
+            log.exception("source %s stopped", source.name)
+            source.failed(f"stopped: {exc}")
+
+    def reload(self) -> bool:
+        """Rebuild the rule set beside the old one and swap; keep the old on error."""
+        try:
+            rules = load_rules(Path(self.config.rules_dir), self.config)
+        except ConfigError as exc:
+            self.metrics.reloads.labels("error").inc()
+            for problem in exc.problems:
+                log.error("reload rejected, keeping the previous rules: %s", problem)
+            return False
+        self.engine.swap_rules(rules)
+        self.metrics.reloads.labels("ok").inc()
+        log.info("rules reloaded: %d rules", len(rules.rules))
+        return True
+
+    def healthy(self) -> bool:
+        loop_time = asyncio.get_running_loop().time()
+        return loop_time - self._last_loop_beat < 10 * TICK_SECONDS + 30
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
+        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        self._last_loop_beat = loop.time()
+        async with AsyncExitStack() as stack:
+            stack.callback(self.store.close)
+            recovered = self.engine.recover()
+            if recovered:
+                log.info("recovered %d alert(s) after restart", len(recovered))
+            notifiers = build_notifiers(self.config.channels, self.config_path.parent)
+            channels = {c.name: c for c in self.config.channels}
+            worker = OutboxWorker(self.store, notifiers, channels, WallClock(), self.metrics)
+            tasks = [asyncio.create_task(worker.run(self.outbox_wake), name="outbox")]
+            stack.push_async_callback(self._drain_outbox, worker, tasks[0])
+            if self.config.http.enabled:
+                runner = await start_http(self.config.http, self)
+                stack.push_async_callback(runner.cleanup)
+                self.http_port = _port(runner)
+                log.info("http listening on %s:%s", self.config.http.host, self.http_port)
+            consumer = asyncio.create_task(self._consume(), name="consumer")
+            stack.push_async_callback(self._drain_queue, consumer)
+            sources = [asyncio.create_task(self._run_source(s), name=f"source:{s.name}")
+                       for s in self.sources]
+            stack.push_async_callback(_cancel, sources)
+            ticker = asyncio.create_task(self._tick(), name="ticker")
+            watchdog = asyncio.create_task(watchdog_loop(self.sd, self.healthy))
+            stack.push_async_callback(_cancel, [ticker, watchdog])
+            self.sd.ready()
+            self.sd.status(f"monitoring {len(self.config.brands)} brand(s), "
+                           f"{len(self.engine.rules.rules)} rule(s)")
+            log.info("brand-monitor running: %d brand(s), %d source(s), %d rule(s)",
+                     len(self.config.brands), len(self.sources), len(self.engine.rules.rules))
+            await self.stopping.wait()
+            log.info("stopping: draining")
+            self.sd.stopping()
+        log.info("stopped")
+        return 0
+
+    def _on_hup(self) -> None:
+        self.sd.reloading()
+        self.reload()
+        self.sd.ready()
+
+    async def _drain_queue(self, consumer: asyncio.Task[None]) -> None:
+        await _cancel([consumer])
+        batch: list[Post] = []
+        while not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        if batch:
+            self._process(batch)
+
+    async def _drain_outbox(self, worker: OutboxWorker, task: asyncio.Task[None]) -> None:
+        await _cancel([task])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(worker.run_once(), timeout=10)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _port(runner: Any) -> int | None:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    return None
+
+
+async def serve(config_path: Path) -> int:
+    daemon = Daemon(config_path)
+    logs.setup(daemon.config.log_level)
+    return await daemon.run()

@@ -1,0 +1,195 @@
+"""The one-shot CLI commands (everything but ``run``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from monitor.clock import ManualClock
+from monitor.config.loader import load_all
+from monitor.config.schema import Config, Rule, RuleSet
+from monitor.engine import Engine, build_analyzer
+from monitor.errors import BrandMonitorError, ConfigError, PostError
+from monitor.metrics import Metrics
+from monitor.model import Alert
+from monitor.sources.replay import read_posts
+from monitor.store.sqlite import SqliteStore
+
+TICK = timedelta(seconds=30)
+
+
+def check(config_path: Path) -> int:
+    try:
+        config, rules = load_all(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            sys.stdout.write(f"{problem}\n")
+        return 1
+    sys.stdout.write(f"{config_path}: ok: {len(config.brands)} brand(s), "
+                     f"{len(config.sources)} source(s), {len(config.channels)} channel(s), "
+                     f"{len(rules.rules)} rule(s)\n")
+    return 0
+
+
+def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
+    """Full pipeline in event time on a scratch store; alerts as JSONL."""
+    config, rules = load_all(config_path)
+    out: IO[str] = alerts_out.open("w", encoding="utf-8") if alerts_out else sys.stdout
+    malformed = processed = 0
+    alerts: list[Alert] = []
+    with tempfile.TemporaryDirectory(prefix="brand-monitor-replay-") as tmp:
+        store = SqliteStore(Path(tmp) / "replay.db")
+        clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
+        engine = Engine(config, rules, store, clock, Metrics())
+        engine.on_alerts = alerts.extend
+        last_tick: datetime | None = None
+        try:
+            for item in read_posts(posts_path):
+                if isinstance(item, PostError):
+                    malformed += 1
+                    sys.stderr.write(f"skipped: {item}\n")
+                    continue
+                clock.set(item.created_at)
+                if last_tick is None or clock.now() - last_tick >= TICK:
+                    engine.tick(clock.now())
+                    last_tick = clock.now()
+                engine.process(item)
+                processed += 1
+                for alert in alerts:
+                    out.write(json.dumps(alert.to_json(), default=str) + "\n")
+                alerts.clear()
+            if last_tick is not None:  # let the last buckets close
+                engine.tick(clock.now() + timedelta(days=1))
+                for alert in alerts:
+                    out.write(json.dumps(alert.to_json(), default=str) + "\n")
+        finally:
+            store.close()
+            if alerts_out:
+                out.close()
+    sys.stderr.write(f"replayed {processed} post(s), skipped {malformed} malformed\n")
+    return 0
+
+
+def _volume_rule(rules: RuleSet, name: str | None) -> Rule:
+    candidates = [r for r in rules.rules if r.signal == "volume_spike"]
+    if name is not None:
+        candidates = [r for r in candidates if r.name == name]
+    if not candidates:
+        what = f"volume_spike rule {name!r}" if name else "volume_spike rule"
+        raise BrandMonitorError(f"no {what} in the rules folder")
+    return candidates[0]
+
+
+def backtest(config_path: Path, series: Sequence[Path], rule_name: str | None
+             ) -> dict[str, list[str]]:
+    from monitor.detect.countmodel import backtest as run_backtest
+    from monitor.detect.countmodel import load_series_csv
+
+    _, rules = load_all(config_path)
+    rule = _volume_rule(rules, rule_name)
+    params = rule.params.model_params()
+    files: list[Path] = []
+    for path in series:
+        files.extend(sorted(path.glob("*.csv")) if path.is_dir() else [path])
+    result: dict[str, list[str]] = {}
+    for file in files:
+        fired = run_backtest(load_series_csv(file), params)
+        result[file.name] = [t.strftime("%Y-%m-%d %H:%M:%S") for t in fired]
+    return result
+
+
+def _jsonl(stream: IO[str]) -> list[tuple[int, dict[str, Any] | str]]:
+    rows: list[tuple[int, dict[str, Any] | str]] = []
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            rows.append((number, f"invalid JSON: {exc.msg}"))
+            continue
+        if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+            rows.append((number, "expected an object with a string 'text'"))
+            continue
+        rows.append((number, value))
+    return rows
+
+
+def classify(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
+    from monitor.config.loader import load_config
+
+    analyzer = build_analyzer(load_config(config_path))
+    bad = 0
+    for number, row in _jsonl(stdin):
+        if isinstance(row, str):
+            bad += 1
+            sys.stderr.write(f"line {number}: {row}\n")
+            continue
+        score = analyzer.score(row["text"])
+        stdout.write(json.dumps({"id": row.get("id"), "compound": score.compound,
+                                 "label": score.label}) + "\n")
+    return 1 if bad else 0
+
+
+def _outbound_rule(config: Config, rules: RuleSet) -> tuple[Any, list[str]]:
+    from monitor.detect.outbound import OutboundParams
+
+    rule = next((r for r in rules.rules if r.signal == "outbound"), None)
+    params = rule.params if rule is not None else OutboundParams()
+    domains = [d for b in config.brands for d in b.allowed_domains]
+    return params, domains
+
+
+def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
+    from monitor.detect.outbound import OutboundScreen
+
+    config, rules = load_all(config_path)
+    params, domains = _outbound_rule(config, rules)
+    screener = OutboundScreen(params, domains)
+    bad = 0
+    for number, row in _jsonl(stdin):
+        if isinstance(row, str):
+            bad += 1
+            sys.stderr.write(f"line {number}: {row}\n")
+            continue
+        result = screener.screen(row["text"])
+        stdout.write(json.dumps({"id": row.get("id"), "flagged": result.flagged,
+                                 "severity": result.severity if result.flagged else None,
+                                 "reasons": result.reasons}) + "\n")
+    return 1 if bad else 0
+
+
+async def notify_test(config_path: Path, channel: str | None) -> int:
+    from monitor.config.loader import load_config
+    from monitor.errors import DeliveryError
+    from monitor.notify.channels import build_notifiers
+
+    config = load_config(config_path)
+    channels = [c for c in config.channels if channel is None or c.name == channel]
+    if not channels:
+        raise BrandMonitorError(f"no channel named {channel!r}" if channel else
+                                "no channels configured")
+    failed = 0
+    notifiers = build_notifiers(channels, config_path.parent)
+    for name, notifier in notifiers.items():
+        alert = Alert(id=f"test-{int(datetime.now(UTC).timestamp())}", dedup_key="test",
+                      rule="notify-test", kind="test", brand="brand-monitor", severity="info",
+                      state="firing", title="brand-monitor test notification",
+                      summary=f"Test notification for channel {name}: delivery works.",
+                      created_at=datetime.now(UTC), channels=(name,))
+        try:
+            await notifier.send(alert)
+        except DeliveryError as exc:
+            failed += 1
+            sys.stderr.write(f"{name}: FAILED: {exc}\n")
+        else:
+            sys.stderr.write(f"{name}: ok\n")
+    return 1 if failed else 0
+
+
+__all__ = ["PostError", "backtest", "check", "classify", "notify_test", "replay", "screen"]

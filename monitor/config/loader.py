@@ -1,0 +1,189 @@
+"""Load and cross-check config.yaml and the rule files."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from monitor.config.schema import Config, Rule, RuleSet
+from monitor.config.strict import Context, build, build_lenient
+from monitor.config.yamlload import LocDict, LocList, load_yaml
+from monitor.errors import ConfigError, Problem
+from monitor.plugins import detector_params, source_options
+
+BUILTIN_CHANNEL_SCHEMES = ("console://", "jsonl://")
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Load config.yaml; relative paths in it are resolved against its folder."""
+    path = Path(path)
+    ctx = Context(str(path), environ)
+    raw = load_yaml(path)
+    if not isinstance(raw, LocDict):
+        raise ConfigError([Problem(str(path), 1, "", "the file must hold a mapping of settings")])
+    config = build_lenient(Config, raw, ctx, "", raw.line)
+    if config is None:
+        ctx.raise_if_problems()
+        raise AssertionError("unreachable")
+    config = _build_source_options(config, raw, ctx)
+    _cross_check(config, raw, ctx)
+    ctx.raise_if_problems()
+    base = path.resolve().parent
+    return dataclasses.replace(
+        config,
+        state_dir=str(base / config.state_dir),
+        rules_dir=str(base / config.rules_dir),
+        sentiment=dataclasses.replace(
+            config.sentiment, lexicon_dir=str(base / config.sentiment.lexicon_dir)),
+    )
+
+
+def _items(raw: LocDict, key: str) -> list[tuple[int | None, Any]]:
+    value = raw.get(key)
+    if not isinstance(value, LocList):
+        return []
+    return list(zip(value.item_lines, value, strict=True))
+
+
+def _build_source_options(config: Config, raw: LocDict, ctx: Context) -> Config:
+    sources = []
+    for index, (source, (line, item)) in enumerate(
+            zip(config.sources, _items(raw, "sources"), strict=True)):
+        key = f"sources[{index}]"
+        try:
+            options_cls = source_options(source.type)
+        except KeyError as exc:
+            ctx.problem(item.line_of("type") if isinstance(item, LocDict) else line,
+                        f"{key}.type", str(exc.args[0]))
+            sources.append(source)
+            continue
+        opt_line = item.line_of("options") if isinstance(item, LocDict) else line
+        options = build_lenient(options_cls, source.options, ctx, f"{key}.options", opt_line)
+        sources.append(dataclasses.replace(source, options=options))
+    return dataclasses.replace(config, sources=tuple(sources))
+
+
+def _unique(names: list[tuple[str, int | None, str]], what: str, ctx: Context) -> None:
+    seen: set[str] = set()
+    for name, line, key in names:
+        if name in seen:
+            ctx.problem(line, key, f"duplicate {what} name {name!r}")
+        seen.add(name)
+
+
+def _cross_check(config: Config, raw: LocDict, ctx: Context) -> None:
+    def located(section: str, field: str) -> list[tuple[str, int | None, str]]:
+        out = []
+        for index, (line, item) in enumerate(_items(raw, section)):
+            field_line = item.line_of(field) if isinstance(item, LocDict) else line
+            out.append((str(item.get(field, "")) if isinstance(item, dict) else "",
+                        field_line, f"{section}[{index}].{field}"))
+        return out
+
+    _unique(located("brands", "name"), "brand", ctx)
+    _unique(located("sources", "name"), "source", ctx)
+    _unique(located("channels", "name"), "channel", ctx)
+    channel_names = {c.name for c in config.channels}
+    for (_, line, key), channel in zip(located("channels", "fallback"), config.channels,
+                                       strict=False):
+        if channel.fallback is not None and channel.fallback not in channel_names:
+            ctx.problem(line, key, f"unknown channel {channel.fallback!r}")
+        if channel.fallback == channel.name:
+            ctx.problem(line, key, "a channel cannot be its own fallback")
+    admin = raw.get("admin_channels")
+    for index, name in enumerate(config.admin_channels):
+        if name not in channel_names:
+            lines = getattr(admin, "item_lines", None)
+            line = lines[index] if lines else raw.line_of("admin_channels")
+            ctx.problem(line, f"admin_channels[{index}]", f"unknown channel {name!r}")
+    brand_names = {b.name for b in config.brands}
+    for (_, line, key), source in zip(located("sources", "brand"), config.sources, strict=False):
+        if source.brand is not None and source.brand not in brand_names:
+            ctx.problem(line, key, f"unknown brand {source.brand!r}")
+    if not config.brands:
+        ctx.problem(raw.line_of("brands"), "brands", "configure at least one brand")
+
+
+def load_rules(rules_dir: Path, config: Config) -> RuleSet:
+    """Load every rules/*.yaml file (sorted by name) into one RuleSet."""
+    rules_dir = Path(rules_dir)
+    if not rules_dir.is_dir():
+        raise ConfigError([Problem(str(rules_dir), None, "", "rules folder does not exist")])
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    for path in sorted(rules_dir.glob("*.yaml")) + sorted(rules_dir.glob("*.yml")):
+        try:
+            loaded = load_rule_file(path, config)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        for rule, line in loaded:
+            if rule.name in seen:
+                problems.append(Problem(
+                    str(path), line, "name",
+                    f"rule {rule.name!r} is already defined in {seen[rule.name]}"))
+            seen[rule.name] = str(path)
+            rules.append(rule)
+    if problems:
+        raise ConfigError(problems)
+    return RuleSet(tuple(rules))
+
+
+def load_rule_file(path: Path, config: Config) -> list[tuple[Rule, int | None]]:
+    ctx = Context(str(path))
+    raw = load_yaml(path)
+    if raw is None:
+        return []
+    if not isinstance(raw, LocDict) or set(raw) - {"rules"}:
+        raise ConfigError([Problem(str(path), getattr(raw, "line", 1), "",
+                                   "a rules file holds one key, 'rules:', with a list of rules")])
+    out: list[tuple[Rule, int | None]] = []
+    for index, (line, item) in enumerate(_items(raw, "rules")):
+        key = f"rules[{index}]"
+        rule = build_lenient(Rule, item, ctx, key, line)
+        if rule is None or not isinstance(item, LocDict):
+            continue
+        if "file" in item:
+            ctx.problem(item.line_of("file"), f"{key}.file", "unknown key")
+            continue
+        try:
+            params_cls = detector_params(rule.signal)
+        except KeyError as exc:
+            ctx.problem(item.line_of("signal"), f"{key}.signal", str(exc.args[0]))
+            continue
+        params = build_lenient(params_cls, rule.params, ctx, f"{key}.params",
+                               item.line_of("params"))
+        for name in rule.channels:
+            if config.channel(name) is None:
+                ctx.problem(item.line_of("channels"), f"{key}.channels",
+                            f"unknown channel {name!r}")
+        for name in rule.brands:
+            if config.brand(name) is None:
+                ctx.problem(item.line_of("brands"), f"{key}.brands", f"unknown brand {name!r}")
+        if not rule.channels:
+            ctx.problem(item.line_of("channels"), f"{key}.channels", "name at least one channel")
+        out.append((dataclasses.replace(rule, params=params, file=str(path)), line))
+    ctx.raise_if_problems()
+    return out
+
+
+def load_all(config_path: Path, environ: Mapping[str, str] | None = None) -> tuple[Config, RuleSet]:
+    """config.yaml and its rules, every problem of both reported together."""
+    config = load_config(config_path, environ)
+    return config, load_rules(Path(config.rules_dir), config)
+
+
+def check(config_path: Path) -> list[Problem]:
+    """Every problem in config.yaml and the rules (empty when all is well)."""
+    try:
+        load_all(config_path)
+    except ConfigError as exc:
+        return list(exc.problems)
+    return []
+
+
+def build_options(cls: type[Any], data: object, file: str = "<options>") -> Any:
+    return build(cls, data, Context(file))

@@ -1,0 +1,82 @@
+"""The detector interface and registry.
+
+One detector instance runs per (rule, brand). The engine calls ``observe`` for
+each post of that brand as it arrives (evaluate on arrival) and ``tick`` as time
+passes (closing buckets, resolving). Detectors keep their state in memory and
+hand it to the store through ``to_state``/``load_state`` so a restart is warm.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from monitor.config.schema import BrandConfig, Rule
+from monitor.model import Post, Signal
+from monitor.registry import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichedPost:
+    post: Post
+    brand: str
+    compound: float
+    label: str  # negative | neutral | positive
+
+    @property
+    def negative(self) -> bool:
+        return self.label == "negative"
+
+    @property
+    def reach(self) -> int:
+        return self.post.author.followers or 0
+
+
+@dataclass(frozen=True, slots=True)
+class NoParams:
+    """For detectors without parameters."""
+
+
+class Detector(ABC):
+    Params: ClassVar[type[Any]] = NoParams
+    kinds: ClassVar[tuple[str, ...]] = ("mention",)  # post kinds this detector reads
+
+    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
+        self.rule = rule
+        self.brand = brand
+        self.params = rule.params
+
+    @abstractmethod
+    def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
+        """A post for this brand arrived; return signals (firing or resolved)."""
+
+    def tick(self, now: datetime) -> list[Signal]:
+        """Time moved on to ``now`` with no post; return signals."""
+        return []
+
+    def dirty(self) -> bool:
+        """True when state changed in a way worth persisting now."""
+        return False
+
+    def to_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``to_state`` returned (possibly from an older version)."""
+        return None
+
+    def resume_from(self) -> datetime | None:
+        """After a restart, posts created from this time on are observed again."""
+        return None
+
+    def signal(self, item_at: datetime, state: str, summary: str, *, key: str = "",
+               details: dict[str, Any] | None = None, severity: str | None = None) -> Signal:
+        return Signal(rule=self.rule.name, kind=self.rule.signal, brand=self.brand.name,
+                      at=item_at, state=state,  # type: ignore[arg-type]
+                      summary=summary, key=key, details=details or {},
+                      severity=severity)  # type: ignore[arg-type]
+
+
+DETECTORS: Registry[type[Detector]] = Registry("signal")

@@ -1,0 +1,181 @@
+"""Negative-sentiment surges: the share of negative posts rising above its baseline.
+
+Per window (default one hour, in event time) the detector tests the number of
+negative posts against Binomial(n, p0), where p0 is the brand's long-run
+negative share (a volume-weighted average with a half-life, learned from closed
+windows). It fires on arrival once the tail probability is below the rule's
+sensitivity and the share exceeds the baseline by ``min_increase``, with floors
+on volume, negatives and distinct authors — so it also fires when total volume
+is flat, and a handful of posts never moves it.
+
+Sensitivity: low = 1e-6, medium = 1e-4, high = 1e-3 (tail probability), or a
+number: -log10 of the tail probability to exceed.
+Warm-up: until ``warmup_posts`` posts have been seen, p0 is the prior (25%).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.config.schema import BrandConfig, Rule
+from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.detect.explain import over_represented, sentiment_mix, top_by_reach
+from monitor.detect.stats import binomial_sf_log10
+from monitor.detect.windows import Bucket, RecentTexts, bucket_start
+from monitor.model import Signal
+
+LEVELS = {"low": 6.0, "medium": 4.0, "high": 3.0}
+PRIOR_SHARE = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class NegativeSurgeParams:
+    window: timedelta = timedelta(hours=1)
+    sensitivity: str | float = "medium"
+    min_count: int = field(default=20, metadata={"min": 1})
+    min_negative: int = field(default=10, metadata={"min": 1})
+    min_authors: int = field(default=5, metadata={"min": 1})
+    min_increase: float = field(default=0.15, metadata={"min": 0.0, "max": 1.0})
+    half_life: timedelta = timedelta(days=3)
+    warmup_posts: int = field(default=200, metadata={"min": 0})
+
+    @property
+    def threshold(self) -> float:
+        if isinstance(self.sensitivity, str):
+            return LEVELS[self.sensitivity]
+        return float(self.sensitivity)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if isinstance(self.sensitivity, str) and self.sensitivity not in LEVELS:
+            return [("sensitivity", "must be low, medium, high or a number")]
+        if self.window < timedelta(minutes=1):
+            return [("window", "must be at least 1m")]
+        return []
+
+
+@DETECTORS.register("negative_surge")
+class NegativeSurgeDetector(Detector):
+    Params = NegativeSurgeParams
+
+    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
+        super().__init__(rule, brand)
+        self.params: NegativeSurgeParams = rule.params
+        self.neg_sum = 0.0
+        self.total_sum = 0.0
+        self.seen = 0
+        self.bucket: Bucket | None = None
+        self.alerting = False
+        self.recent = RecentTexts()
+        self._dirty = False
+
+    @property
+    def baseline(self) -> float:
+        if self.seen < self.params.warmup_posts or self.total_sum <= 0:
+            return PRIOR_SHARE
+        return self.neg_sum / self.total_sum
+
+    def _statistic(self, bucket: Bucket) -> float:
+        share = bucket.negatives / bucket.count if bucket.count else 0.0
+        if share - self.baseline < self.params.min_increase:
+            return 0.0
+        return binomial_sf_log10(bucket.negatives, bucket.count, self.baseline)
+
+    def _significant(self, bucket: Bucket) -> bool:
+        p = self.params
+        return (bucket.count >= p.min_count and bucket.negatives >= p.min_negative
+                and len(bucket.authors) >= p.min_authors
+                and self._statistic(bucket) >= p.threshold)
+
+    def _close(self, bucket: Bucket, end: datetime) -> list[Signal]:
+        signals = []
+        if self.alerting and not self._significant(bucket):
+            self.alerting = False
+            signals.append(self.signal(end, "resolved",
+                                       f"{self.brand.name}: negative share back to normal",
+                                       details=self._numbers(bucket)))
+        gaps = max(1.0, (end - bucket.start) / self.params.window)
+        decay = 0.5 ** (gaps * self.params.window / self.params.half_life)
+        self.neg_sum = self.neg_sum * decay + bucket.negatives
+        self.total_sum = self.total_sum * decay + bucket.count
+        self.seen += bucket.count
+        self.recent.extend(bucket.posts)
+        self._dirty = True
+        return signals
+
+    def _advance(self, to: datetime) -> list[Signal]:
+        if self.bucket is None:
+            self.bucket = Bucket(to)
+            return []
+        if to <= self.bucket.start:
+            return []
+        signals = self._close(self.bucket, to)
+        self.bucket = Bucket(to)
+        return signals
+
+    def tick(self, now: datetime) -> list[Signal]:
+        return self._advance(bucket_start(now, self.params.window)) if self.bucket else []
+
+    def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
+        start = bucket_start(item.post.created_at, self.params.window)
+        signals = self._advance(start)
+        assert self.bucket is not None
+        if start < self.bucket.start:
+            return signals
+        self.bucket.add(item)
+        if not self.alerting and item.negative and self._significant(self.bucket):
+            self.alerting = True
+            self._dirty = True
+            signals.append(self._firing(item))
+        return signals
+
+    def _numbers(self, bucket: Bucket) -> dict[str, Any]:
+        return {
+            "observed": round(bucket.negatives / bucket.count, 3) if bucket.count else 0.0,
+            "expected": round(self.baseline, 3),
+            "negatives": bucket.negatives,
+            "posts": bucket.count,
+            "statistic": round(min(self._statistic(bucket), 99.0), 2),
+            "threshold": self.params.threshold,
+            "window": {"start": bucket.start.isoformat(),
+                       "seconds": self.params.window.total_seconds()},
+            "distinct_authors": len(bucket.authors),
+        }
+
+    def _firing(self, item: EnrichedPost) -> Signal:
+        bucket = self.bucket
+        assert bucket is not None
+        details = self._numbers(bucket)
+        negatives = [p for p in bucket.posts if p.negative]
+        exclude = frozenset(w.lower().lstrip("@#") for t in (self.brand.name, *self.brand.handles,
+                                                             *self.brand.keywords)
+                            for w in t.split())
+        details["top_terms"] = over_represented((p.post.text for p in negatives),
+                                                self.recent.texts(), exclude=exclude)
+        details["top_posts"] = top_by_reach(negatives)
+        details["sentiment_mix"] = sentiment_mix(bucket.posts)
+        summary = (f"{self.brand.name}: negative posts at {details['observed']:.0%} of "
+                   f"{bucket.count} mentions this window vs {self.baseline:.0%} usually "
+                   f"({bucket.negatives} negative, {len(bucket.authors)} authors)")
+        return self.signal(item.post.created_at, "firing", summary, details=details)
+
+    def dirty(self) -> bool:
+        dirty, self._dirty = self._dirty, False
+        return dirty
+
+    def to_state(self) -> dict[str, Any]:
+        return {"neg_sum": self.neg_sum, "total_sum": self.total_sum, "seen": self.seen,
+                "alerting": self.alerting,
+                "bucket": self.bucket.start.timestamp() if self.bucket else None}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.neg_sum = float(state.get("neg_sum", 0.0))
+        self.total_sum = float(state.get("total_sum", 0.0))
+        self.seen = int(state.get("seen", 0))
+        self.alerting = bool(state.get("alerting", False))
+        if state.get("bucket") is not None:
+            self.bucket = Bucket(datetime.fromtimestamp(float(state["bucket"]), UTC))
+
+    def resume_from(self) -> datetime | None:
+        return self.bucket.start if self.bucket else None

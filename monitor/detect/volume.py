@@ -1,0 +1,170 @@
+"""Mention-volume spikes per brand, evaluated on arrival against a learned baseline.
+
+The statistics live in ``countmodel`` (seasonal baseline, count-distribution
+tail); this module adds what the daemon needs around it: event-time buckets,
+the minimum-count and minimum-distinct-author floors (one account posting a
+hundred times is not a crisis), the explanation, and restart recovery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.config.schema import BrandConfig, Rule
+from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.detect.countmodel import CountModel, CountModelParams, Verdict
+from monitor.detect.explain import over_represented, repeated_text, sentiment_mix, top_by_reach
+from monitor.detect.windows import Bucket, RecentTexts, bucket_start
+from monitor.model import Signal
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeParams:
+    """``sensitivity``: low | medium | high or a number (see countmodel for its meaning)."""
+
+    bucket: timedelta = timedelta(minutes=5)
+    sensitivity: str | float = "medium"
+    min_count: int = field(default=10, metadata={"min": 0})
+    min_authors: int = field(default=5, metadata={"min": 1})
+    max_gap: timedelta = timedelta(hours=1)
+
+    def model_params(self) -> CountModelParams:
+        return CountModelParams(bucket_seconds=int(self.bucket.total_seconds()),
+                                sensitivity=self.sensitivity, min_count=self.min_count)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.bucket < timedelta(seconds=10):
+            return [("bucket", "must be at least 10s")]
+        if isinstance(self.sensitivity, str) and self.sensitivity not in ("low", "medium",
+                                                                          "high"):
+            return [("sensitivity", "must be low, medium, high or a number")]
+        return []
+
+
+@DETECTORS.register("volume_spike")
+class VolumeSpikeDetector(Detector):
+    Params = VolumeParams
+
+    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
+        super().__init__(rule, brand)
+        self.params: VolumeParams = rule.params
+        self.model = CountModel(self.params.model_params())
+        self.bucket: Bucket | None = None
+        self.alerting = False
+        self.recent = RecentTexts()
+        self._dirty = False
+
+    # -- time ---------------------------------------------------------------
+    def _advance(self, to: datetime) -> list[Signal]:
+        """Close buckets before ``to`` (a bucket start); empty ones are real zeros."""
+        signals: list[Signal] = []
+        if self.bucket is None:
+            self.bucket = Bucket(to)
+            return signals
+        if to <= self.bucket.start:
+            return signals
+        size = self.params.bucket
+        gap = to - self.bucket.start > self.params.max_gap
+        signals += self._close(self.bucket)
+        if not gap:  # a running daemon saw nothing: zeros are data
+            start = self.bucket.start + size
+            while start < to:
+                signals += self._close(Bucket(start))
+                start += size
+        self.bucket = Bucket(to)
+        return signals
+
+    def _close(self, bucket: Bucket) -> list[Signal]:
+        verdict = self.model.evaluate(bucket.start, bucket.count, fraction=1.0)
+        self.model.learn(bucket.start, bucket.count)
+        self.recent.extend(bucket.posts)
+        self._dirty = True
+        if self.alerting and not verdict.active:
+            self.alerting = False
+            return [self.signal(bucket.start + self.params.bucket, "resolved",
+                                f"{self.brand.name}: mention volume back to normal "
+                                f"({bucket.count:g} vs ~{verdict.expected:.0f} expected)",
+                                details=self._numbers(verdict, bucket))]
+        return []
+
+    def tick(self, now: datetime) -> list[Signal]:
+        current = bucket_start(now, self.params.bucket)
+        if self.bucket is not None and current > self.bucket.start:
+            return self._advance(current)
+        return []
+
+    # -- posts --------------------------------------------------------------
+    def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
+        start = bucket_start(item.post.created_at, self.params.bucket)
+        signals = self._advance(start)
+        assert self.bucket is not None
+        if start < self.bucket.start:
+            return signals  # late: the engine counts it; closed buckets stay closed
+        bucket = self.bucket
+        bucket.add(item)
+        size = self.params.bucket.total_seconds()
+        elapsed = (max(now, item.post.created_at) - bucket.start).total_seconds()
+        fraction = min(1.0, max(elapsed / size, 0.05))
+        verdict = self.model.evaluate(bucket.start, bucket.count, fraction=fraction)
+        if (verdict.active and not self.alerting and bucket.count >= self.params.min_count
+                and len(bucket.authors) >= self.params.min_authors):
+            self.alerting = True
+            self._dirty = True
+            signals.append(self._firing(item, verdict, bucket))
+        return signals
+
+    def _numbers(self, verdict: Verdict, bucket: Bucket) -> dict[str, Any]:
+        return {
+            "observed": bucket.count,
+            "expected": round(verdict.expected, 2),
+            "statistic": round(verdict.statistic, 3),
+            "threshold": round(verdict.threshold, 3),
+            "window": {"start": bucket.start.isoformat(),
+                       "seconds": self.params.bucket.total_seconds()},
+            "distinct_authors": len(bucket.authors),
+            "warm": verdict.warm,
+        }
+
+    def _firing(self, item: EnrichedPost, verdict: Verdict, bucket: Bucket) -> Signal:
+        details = self._numbers(verdict, bucket)
+        terms = self.brand_terms()
+        details["top_terms"] = over_represented((p.post.text for p in bucket.posts),
+                                                self.recent.texts(), exclude=terms)
+        details["top_posts"] = top_by_reach(bucket.posts)
+        details["sentiment_mix"] = sentiment_mix(bucket.posts)
+        copies = repeated_text(bucket.posts)
+        if copies is not None:
+            details["repeated_post"] = copies
+        ratio = bucket.count / verdict.expected if verdict.expected > 0 else float("inf")
+        what = "a copy/retweet storm of one post" if copies else "a mention spike"
+        summary = (f"{self.brand.name}: {what}: {bucket.count} mentions from "
+                   f"{len(bucket.authors)} authors in the current "
+                   f"{int(self.params.bucket.total_seconds() // 60)}-minute window, "
+                   f"~{verdict.expected:.1f} expected ({ratio:.1f}x)")
+        return self.signal(item.post.created_at, "firing", summary, details=details)
+
+    def brand_terms(self) -> frozenset[str]:
+        words = {w.lower().lstrip("@#") for t in (self.brand.name, *self.brand.handles,
+                                                  *self.brand.keywords) for w in t.split()}
+        return frozenset(words)
+
+    # -- persistence ----------------------------------------------------------
+    def dirty(self) -> bool:
+        dirty, self._dirty = self._dirty, False
+        return dirty
+
+    def to_state(self) -> dict[str, Any]:
+        return {"model": self.model.to_state(), "alerting": self.alerting,
+                "bucket": self.bucket.start.timestamp() if self.bucket else None}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model = CountModel.from_state(self.params.model_params(), state["model"])
+        self.alerting = bool(state.get("alerting", False))
+        if state.get("bucket") is not None:
+            self.bucket = Bucket(datetime.fromtimestamp(float(state["bucket"]), UTC))
+
+    def resume_from(self) -> datetime | None:
+        """Posts from here on must be observed again after a restart."""
+        return self.bucket.start if self.bucket else None

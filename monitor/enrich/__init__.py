@@ -1,0 +1,1 @@
+"""Enrichment of posts: sentiment scoring (VADER plus domain lexicon packs)."""

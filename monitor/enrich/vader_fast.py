@@ -1,0 +1,333 @@
+"""FastVader: vaderSentiment 3.3.2's scores, exactly, several times faster.
+
+``FastVader().polarity_scores(text)`` returns the same dict (same floats, same key
+order) as ``SentimentIntensityAnalyzer().polarity_scores(text)``. It reads the
+lexicon files shipped with the installed vaderSentiment and reproduces its rules
+step for step, quirks included:
+
+* emoji are replaced by their descriptions one *character* at a time (multi-code-point
+  lexicon entries never match), then the text is stripped;
+* tokens are ``str.split()`` words with surrounding punctuation removed unless that
+  leaves two characters or fewer;
+* an ALL-CAPS lexicon word with valence exactly 0 is pushed *down* by C_INCR;
+* ``_negation_check`` at distance 3 also boosts when the word right before is
+  "so"/"this", whatever precedes it (operator precedence in the original);
+* ``_but_check`` finds each value with ``list.index``, so equal valences before and
+  after "but" can be scaled at the first position instead of their own.
+
+What it does differently is only how: lower-cased tokens are computed once, words not
+in the lexicon are skipped without the per-word rule machinery, the emoji loop runs
+only when a text contains an emoji character, and idiom strings are only built when
+one of their words is present.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+
+from vaderSentiment import vaderSentiment as _vs
+
+B_INCR: float = _vs.B_INCR
+C_INCR: float = _vs.C_INCR
+N_SCALAR: float = _vs.N_SCALAR
+BOOSTER_DICT: dict[str, float] = dict(_vs.BOOSTER_DICT)
+SPECIAL_CASES: dict[str, float] = dict(_vs.SPECIAL_CASES)
+NEGATE: frozenset[str] = frozenset(_vs.NEGATE)
+_PUNCTUATION = string.punctuation
+_SO_THIS = ("so", "this")
+# every word that occurs in a multi-word special case or booster n-gram
+_IDIOM_WORDS: frozenset[str] = frozenset(
+    w for key in (*SPECIAL_CASES, *BOOSTER_DICT) if " " in key for w in key.split())
+# one word of each multi-word special case / booster n-gram: without any of them in a
+# text, no idiom rule can fire anywhere in it
+_IDIOM_ANCHORS: frozenset[str] = frozenset(
+    max(key.split(), key=len) for key in (*SPECIAL_CASES, *BOOSTER_DICT) if " " in key)
+# every word some rule reacts to besides the lexicon ("n't" words are checked apart)
+_MODIFIERS: frozenset[str] = frozenset(
+    {w for w in BOOSTER_DICT if " " not in w} | NEGATE | {"no", "this", "least", "kind"}
+    | _IDIOM_ANCHORS)
+
+
+@lru_cache(maxsize=1)
+def _base_lexicons() -> tuple[dict[str, float], dict[str, str]]:
+    """Parse vader_lexicon.txt and emoji_utf8_lexicon.txt exactly as vaderSentiment does."""
+    folder = Path(_vs.__file__).resolve().parent
+    lexicon: dict[str, float] = {}
+    text = (folder / "vader_lexicon.txt").read_text(encoding="utf-8")
+    for line in text.rstrip("\n").split("\n"):
+        if not line:
+            continue
+        word, measure = line.strip().split("\t")[0:2]
+        lexicon[word] = float(measure)
+    emojis: dict[str, str] = {}
+    text = (folder / "emoji_utf8_lexicon.txt").read_text(encoding="utf-8")
+    for line in text.rstrip("\n").split("\n"):
+        emoji, description = line.strip().split("\t")[0:2]
+        emojis[emoji] = description
+    return lexicon, emojis
+
+
+class _TokenCache(dict[str, str]):
+    """Raw token -> lower-cased token as SentiText strips it; bounded memo."""
+
+    LIMIT = 200_000
+
+    def __missing__(self, token: str) -> str:
+        stripped = token.strip(_PUNCTUATION)
+        value = (token if len(stripped) <= 2 else stripped).lower()
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[token] = value
+        return value
+
+
+class FastVader:
+    """Drop-in for SentimentIntensityAnalyzer.polarity_scores with an editable lexicon.
+
+    ``overrides`` add or replace lexicon entries (word -> valence, lower case);
+    ``removals`` delete entries. Both change the rules exactly as editing
+    ``SentimentIntensityAnalyzer().lexicon`` would.
+    """
+
+    def __init__(self, overrides: Mapping[str, float] | None = None,
+                 removals: Iterable[str] = ()) -> None:
+        base, emojis = _base_lexicons()
+        lexicon = dict(base)
+        for word in removals:
+            lexicon.pop(word, None)
+        if overrides:
+            lexicon.update(overrides)
+        self.lexicon: dict[str, float] = lexicon
+        self.emojis: dict[str, str] = emojis
+        self._emoji_chars = frozenset(k for k in emojis if len(k) == 1)
+        # words that are scored: in the lexicon and not short-circuited as boosters
+        self._scored = frozenset(w for w in lexicon if w not in BOOSTER_DICT)
+        self._tokens = _TokenCache()
+
+    # -- public ------------------------------------------------------------------
+    def polarity_scores(self, text: str) -> dict[str, float]:
+        words, sentiments, clean = self.valences(text)
+        return self.score_valences(sentiments, clean)
+
+    def valences(self, text: str) -> tuple[list[str], list[float], str]:
+        """Lower-cased tokens, their valences after all rules (incl. "but"), the text scored."""
+        if not text.isascii() and not self._emoji_chars.isdisjoint(text):
+            text = self._replace_emoji(text)
+        text = text.strip()
+        raw = text.split()
+        lowers = list(map(self._tokens.__getitem__, raw))
+        n = len(raw)
+        hits = self._scored.intersection(lowers)
+        if not hits:
+            return lowers, [0.0] * n, text
+        # stripping punctuation never changes str.isupper(), so raw tokens do for caps
+        upper = sum(map(str.isupper, raw))
+        cap_diff = 0 < n - upper < n
+        if _MODIFIERS.isdisjoint(lowers) and ("'" not in text or "n't" not in text.lower()):
+            # no word that any rule reacts to: every valence is the lexicon's (+ caps)
+            lexicon = self.lexicon
+            sentiments = [lexicon[w] if w in hits else 0.0 for w in lowers]
+            if cap_diff:
+                for i, word in enumerate(raw):
+                    if word.isupper() and lowers[i] in hits:
+                        if sentiments[i] > 0:
+                            sentiments[i] += C_INCR
+                        else:
+                            sentiments[i] -= C_INCR
+        else:
+            sentiments = [0.0] * n
+            valence = self._valence
+            for low in hits:
+                # visit this word's positions with list.index (a C loop), not a Python scan
+                count = lowers.count(low)
+                i = lowers.index(low)
+                while True:
+                    if not (low == "kind" and i < n - 1 and lowers[i + 1] == "of"):
+                        sentiments[i] = valence(i, raw, lowers, cap_diff)
+                    count -= 1
+                    if not count:
+                        break
+                    i = lowers.index(low, i + 1)
+        if "but" in lowers:
+            _but_check(lowers.index("but"), sentiments)
+        return lowers, sentiments, text
+
+    def score_valences(self, sentiments: list[float], text: str) -> dict[str, float]:
+        """vaderSentiment's score_valence: compound and pos/neu/neg from token valences."""
+        if not sentiments:
+            return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
+        nonzero = [v for v in sentiments if v]
+        if not nonzero:
+            return {"neg": 0.0, "neu": 1.0, "pos": 0.0, "compound": 0.0}
+        sum_s = float(sum(sentiments))
+        ep_count = text.count("!")
+        if ep_count > 4:
+            ep_count = 4
+        qm_count = text.count("?")
+        qm_amplifier: float = 0
+        if qm_count > 1:
+            qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
+        punct = ep_count * 0.292 + qm_amplifier
+        if sum_s > 0:
+            sum_s += punct
+        elif sum_s < 0:
+            sum_s -= punct
+        compound = sum_s / math.sqrt((sum_s * sum_s) + 15)
+        if compound < -1.0:
+            compound = -1.0
+        elif compound > 1.0:
+            compound = 1.0
+        pos_sum = 0.0
+        neg_sum = 0.0
+        for value in nonzero:
+            if value > 0:
+                pos_sum += float(value) + 1
+            else:
+                neg_sum += float(value) - 1
+        neu_count = len(sentiments) - len(nonzero)
+        if pos_sum > -neg_sum:
+            pos_sum += punct
+        elif pos_sum < -neg_sum:
+            neg_sum -= punct
+        total = pos_sum - neg_sum + neu_count
+        return {
+            "neg": round((0.0 - neg_sum) / total, 3),
+            "neu": round(neu_count / total, 3),
+            "pos": round(pos_sum / total, 3),
+            "compound": round(compound, 4),
+        }
+
+    # -- rules -------------------------------------------------------------------
+    def _replace_emoji(self, text: str) -> str:
+        emojis = self.emojis
+        parts: list[str] = []
+        prev_space = True
+        for ch in text:
+            description = emojis.get(ch) if ch in self._emoji_chars else None
+            if description is not None:
+                if not prev_space:
+                    parts.append(" ")
+                parts.append(description)
+                prev_space = False
+            else:
+                parts.append(ch)
+                prev_space = ch == " "
+        return "".join(parts)
+
+    def _valence(self, i: int, raw: list[str], lowers: list[str], cap_diff: bool) -> float:
+        """vaderSentiment's sentiment_valence for a scored word at position i.
+
+        The three look-back steps (booster, negation, idioms) are unrolled; a step is
+        skipped exactly when the original skips it (word in the lexicon / text start).
+        """
+        lexicon = self.lexicon
+        low = lowers[i]
+        valence = lexicon[low]
+        p1 = lowers[i - 1] if i > 0 else None
+        p2 = lowers[i - 2] if i > 1 else None
+        p3 = lowers[i - 3] if i > 2 else None
+        if low == "no" and i != len(lowers) - 1 and lowers[i + 1] in lexicon:
+            valence = 0.0
+        if p1 == "no" or p2 == "no" or (p3 == "no" and p1 in ("or", "nor")):
+            valence = lexicon[low] * N_SCALAR
+        if cap_diff and raw[i].isupper():
+            if valence > 0:
+                valence += C_INCR
+            else:
+                valence -= C_INCR
+        if p1 is not None and p1 not in lexicon:
+            if p1 in BOOSTER_DICT:
+                valence = valence + _scalar(p1, raw[i - 1], valence, cap_diff)
+            if p1 in NEGATE or "n't" in p1:
+                valence = valence * N_SCALAR
+        if p2 is not None and p2 not in lexicon:
+            if p2 in BOOSTER_DICT:
+                s = _scalar(p2, raw[i - 2], valence, cap_diff)
+                if s != 0:
+                    s = s * 0.95
+                valence = valence + s
+            if p2 == "never" and p1 in _SO_THIS:
+                valence = valence * 1.25
+            elif p2 == "without" and p1 == "doubt":
+                pass
+            elif p2 in NEGATE or "n't" in p2:
+                valence = valence * N_SCALAR
+        if p3 is not None and p3 not in lexicon:
+            if p3 in BOOSTER_DICT:
+                s = _scalar(p3, raw[i - 3], valence, cap_diff)
+                if s != 0:
+                    s = s * 0.9
+                valence = valence + s
+            if (p3 == "never" and p2 in _SO_THIS) or p1 in _SO_THIS:
+                valence = valence * 1.25
+            elif p3 == "without" and (p2 == "doubt" or p1 == "doubt"):
+                pass
+            elif p3 in NEGATE or "n't" in p3:
+                valence = valence * N_SCALAR
+            valence = _special_idioms_check(valence, lowers, i)
+        # _least_check
+        if p1 == "least" and "least" not in lexicon:
+            if p2 is not None:
+                if p2 != "at" and p2 != "very":
+                    valence = valence * N_SCALAR
+            else:
+                valence = valence * N_SCALAR
+        return valence
+
+
+def _scalar(low: str, word: str, valence: float, cap_diff: bool) -> float:
+    """scalar_inc_dec for a word known to be a booster."""
+    scalar = BOOSTER_DICT[low]
+    if valence < 0:
+        scalar *= -1
+    if cap_diff and word.isupper():
+        if valence > 0:
+            scalar += C_INCR
+        else:
+            scalar -= C_INCR
+    return scalar
+
+
+def _special_idioms_check(valence: float, lowers: list[str], i: int) -> float:
+    w0, w1, w2, w3 = lowers[i], lowers[i - 1], lowers[i - 2], lowers[i - 3]
+    if w0 not in _IDIOM_WORDS and w1 not in _IDIOM_WORDS and w2 not in _IDIOM_WORDS:
+        return valence  # no special case or n-gram below can match
+    onezero = f"{w1} {w0}"
+    twoonezero = f"{w2} {w1} {w0}"
+    twoone = f"{w2} {w1}"
+    threetwoone = f"{w3} {w2} {w1}"
+    threetwo = f"{w3} {w2}"
+    for seq in (onezero, twoonezero, twoone, threetwoone, threetwo):
+        if seq in SPECIAL_CASES:
+            valence = SPECIAL_CASES[seq]
+            break
+    n = len(lowers)
+    if n - 1 > i:
+        zeroone = f"{w0} {lowers[i + 1]}"
+        if zeroone in SPECIAL_CASES:
+            valence = SPECIAL_CASES[zeroone]
+    if n - 1 > i + 1:
+        zeroonetwo = f"{w0} {lowers[i + 1]} {lowers[i + 2]}"
+        if zeroonetwo in SPECIAL_CASES:
+            valence = SPECIAL_CASES[zeroonetwo]
+    for n_gram in (threetwoone, threetwo, twoone):
+        if n_gram in BOOSTER_DICT:
+            valence = valence + BOOSTER_DICT[n_gram]
+    return valence
+
+
+def _but_check(bi: int, sentiments: list[float]) -> None:
+    """vaderSentiment's _but_check, in place, including its list.index lookups."""
+    for k in range(len(sentiments)):
+        value = sentiments[k]
+        if value == 0:
+            continue  # a zero stays zero wherever list.index finds it
+        si = sentiments.index(value)
+        if si < bi:
+            sentiments[si] = value * 0.5
+        elif si > bi:
+            sentiments[si] = value * 1.5

@@ -1,0 +1,214 @@
+"""The daemon's HTTP endpoint: health, metrics, post ingestion and alert queries.
+
+Routes (every error is JSON ``{"error": "..."}``, including 404 and 405):
+
+``GET /healthz``
+    ``api.health()`` as JSON; 200 when its status is ``"ok"``, 503 otherwise.
+``GET /metrics``
+    Prometheus text exposition of ``api.metrics.registry`` (no authentication).
+``POST /ingest``
+    Needs ``Authorization: Bearer <ingest_token>``; when ``ingest_token`` is not
+    configured, ingestion is disabled (403) - it is never open by default. The body
+    is a JSON array of posts, ``{"posts": [...]}`` or one post object, or with
+    ``Content-Type: application/x-ndjson`` one post per line. Bodies over
+    ``max_body_bytes`` and batches over ``max_batch`` are refused with 413. Every
+    post is validated before anything is stored: one invalid post rejects the whole
+    request (400, ``errors`` lists each problem by ``index``). On success 202
+    ``{"accepted": n, "duplicates": d}``.
+``GET /alerts?since=ISO&brand=NAME&limit=N`` and ``GET /alerts/{id}``
+    Stored alerts, newest first. When ``api_token`` is set they need
+    ``Authorization: Bearer <api_token>``; when it is ``None`` they are readable
+    without a token - acceptable because the server binds to 127.0.0.1 by default;
+    set ``api_token`` before binding to any other address.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Protocol
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from monitor.config.schema import HttpConfig
+from monitor.errors import StoreError
+from monitor.http.api import (
+    NDJSON_TYPES,
+    ApiError,
+    parse_alert_query,
+    parse_posts,
+    require_bearer,
+)
+from monitor.metrics import Metrics
+from monitor.model import Post
+from monitor.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("monitor.http.access")
+_READ_CHUNK = 64 * 1024
+_dumps = functools.partial(json.dumps, default=str, ensure_ascii=False)
+
+
+class DaemonApi(Protocol):
+    """What the HTTP server needs from the running daemon."""
+
+    metrics: Metrics
+    store: SqliteStore
+
+    async def ingest(self, posts: list[Post]) -> tuple[int, int]:
+        """Store the whole batch in one transaction; return (accepted, duplicates)."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok"|"degraded"|"starting", "sources": {...}, "outbox": {...},
+        "rules": n}``."""
+        ...
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every error into a JSON body: ours, aiohttp's (404, 405...) and crashes."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _json(exc.body(), exc.status, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            message = f"method {request.method} not allowed on {request.path} (allowed: {allowed})"
+        elif isinstance(exc, web.HTTPNotFound):
+            message = f"not found: {request.path}"
+        else:
+            message = exc.reason
+        headers = {k: v for k, v in exc.headers.items()
+                   if k.lower() not in ("content-type", "content-length")}
+        return _json({"error": message}, exc.status, headers)
+    except StoreError as exc:
+        log.error("http %s %s: %s", request.method, request.path, exc)
+        return _json({"error": f"state store unavailable: {exc}"}, 503)
+    except Exception:
+        log.exception("http %s %s: unexpected error", request.method, request.path)
+        return _json({"error": "internal server error (see the daemon log)"}, 500)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes (after any Content-Encoding), else 413."""
+    too_big = ApiError(413, f"request body larger than max_body_bytes ({limit} bytes); "
+                            "send smaller batches")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Handlers:
+    def __init__(self, config: HttpConfig, api: DaemonApi) -> None:
+        self.config = config
+        self.api = api
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        try:
+            health = self.api.health()
+        except Exception as exc:
+            log.exception("health check failed")
+            return _json({"status": "error", "error": f"health check failed: {exc}"}, 503)
+        status = 200 if health.get("status") == "ok" else 503
+        return _json(health, status)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.api.metrics.registry)
+        return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        token = self.config.ingest_token
+        if not token:
+            raise ApiError(403, "ingestion over HTTP is disabled: set http.ingest_token in "
+                                "the configuration to enable POST /ingest")
+        require_bearer(request.headers.get(hdrs.AUTHORIZATION), token, "POST /ingest")
+        body = await _read_body(request, self.config.max_body_bytes)
+        ndjson = request.content_type in NDJSON_TYPES
+        try:
+            posts = parse_posts(body, ndjson=ndjson, max_batch=self.config.max_batch)
+        except ApiError as exc:
+            errors = exc.extra.get("errors")
+            if errors:
+                self.api.metrics.malformed.labels(source="http").inc(len(errors))
+            raise
+        if not posts:
+            return _json({"accepted": 0, "duplicates": 0}, 202)
+        accepted, duplicates = await self.api.ingest(posts)
+        return _json({"accepted": accepted, "duplicates": duplicates}, 202)
+
+    def _check_api_token(self, request: web.Request) -> None:
+        token = self.config.api_token
+        if token is not None:  # None: open (localhost by default); "" locks everyone out
+            require_bearer(request.headers.get(hdrs.AUTHORIZATION), token, "the alerts API")
+
+    async def alerts(self, request: web.Request) -> web.Response:
+        """List alerts; open without a token only when ``api_token`` is ``None``."""
+        self._check_api_token(request)
+        query = request.query
+        repeated = {key for key in query if len(query.getall(key)) > 1}
+        q = parse_alert_query(query, repeated)
+        found = self.api.store.alerts(since=q.since, brand=q.brand, limit=q.limit)
+        return _json([alert.to_json() for alert in found])
+
+    async def alert(self, request: web.Request) -> web.Response:
+        self._check_api_token(request)
+        alert_id = request.match_info["alert_id"]
+        found = self.api.store.get_alert(alert_id)
+        if found is None:
+            raise ApiError(404, f"alert {alert_id!r} not found")
+        return _json(found.to_json())
+
+
+def create_app(config: HttpConfig, api: DaemonApi) -> web.Application:
+    """Build the aiohttp application (not started: see :func:`start_http`)."""
+    app = web.Application(middlewares=[_json_errors], client_max_size=config.max_body_bytes)
+    h = _Handlers(config, api)
+    app.router.add_get("/healthz", h.healthz)
+    app.router.add_get("/metrics", h.metrics)
+    app.router.add_post("/ingest", h.ingest)
+    app.router.add_get("/alerts", h.alerts)
+    app.router.add_get("/alerts/{alert_id}", h.alert)
+    return app
+
+
+async def start_http(config: HttpConfig, api: DaemonApi) -> web.AppRunner:
+    """Serve on ``config.host:config.port`` (port 0: any free port, see :func:`bound_port`).
+
+    Returns the runner; stop with ``await runner.cleanup()``. Raises OSError when
+    the address cannot be bound (the runner is cleaned up first).
+    """
+    runner = web.AppRunner(create_app(config, api), access_log=access_log)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, config.host, config.port).start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    log.info("http: listening on %s:%d", config.host, bound_port(runner))
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The TCP port the runner actually listens on (useful with port 0)."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    raise RuntimeError("http server is not listening on a TCP port")

@@ -1,0 +1,188 @@
+"""Immutable values that flow through the pipeline: Post -> Signal -> Alert."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from monitor.clock import parse_time
+from monitor.errors import PostError
+
+PostKind = Literal["mention", "outbound"]
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+MAX_TEXT = 10_000
+_ID_RE = re.compile(r"^[\w.:@/+=-]{1,200}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    id: str
+    handle: str
+    followers: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """One post as normalised from any source (see DESIGN.md, Post JSONL)."""
+
+    id: str
+    source: str
+    kind: PostKind
+    author: Author
+    text: str
+    created_at: datetime
+    brand: str | None = None
+    url: str | None = None
+    lang: str | None = None
+    client: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Identity used for dedup across sources and restarts."""
+        return f"{self.source}:{self.id}"
+
+    @classmethod
+    def from_json(cls, data: object) -> Post:
+        """Validate one decoded JSON object; raise PostError naming the field."""
+        if not isinstance(data, Mapping):
+            raise PostError("post must be a JSON object")
+        allowed = {"id", "source", "kind", "brand", "author", "text", "created_at", "url",
+                   "lang", "client"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise PostError(f"unknown field(s): {', '.join(map(str, unknown))}")
+        post_id = _str(data, "id")
+        if not _ID_RE.match(post_id):
+            raise PostError("id: must be 1-200 characters of letters, digits or .:@/+=-_")
+        kind = data.get("kind", "mention")
+        if kind not in ("mention", "outbound"):
+            raise PostError("kind: must be 'mention' or 'outbound'")
+        author_raw = data.get("author")
+        if not isinstance(author_raw, Mapping):
+            raise PostError("author: must be an object with id and handle")
+        followers = author_raw.get("followers")
+        if followers is not None and (
+            isinstance(followers, bool) or not isinstance(followers, int) or followers < 0
+        ):
+            raise PostError("author.followers: must be a non-negative integer")
+        author = Author(
+            id=_str(author_raw, "id", prefix="author."),
+            handle=_str(author_raw, "handle", prefix="author."),
+            followers=followers,
+        )
+        text = data.get("text")
+        if not isinstance(text, str):
+            raise PostError("text: must be a string")
+        if len(text) > MAX_TEXT:
+            raise PostError(f"text: longer than {MAX_TEXT} characters")
+        try:
+            created = parse_time(_str(data, "created_at"))
+        except ValueError as exc:
+            raise PostError(f"created_at: not an ISO-8601 time ({exc})") from None
+        return cls(
+            id=post_id,
+            source=_str(data, "source"),
+            kind=kind,
+            author=author,
+            text=text,
+            created_at=created,
+            brand=_opt_str(data, "brand"),
+            url=_opt_str(data, "url"),
+            lang=_opt_str(data, "lang"),
+            client=_opt_str(data, "client"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "source": self.source,
+            "kind": self.kind,
+            "author": {"id": self.author.id, "handle": self.author.handle},
+            "text": self.text,
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+        }
+        if self.author.followers is not None:
+            out["author"]["followers"] = self.author.followers
+        for name in ("brand", "url", "lang", "client"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def _str(data: Mapping[str, Any], key: str, *, prefix: str = "") -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise PostError(f"{prefix}{key}: required, must be a non-empty string")
+    return value
+
+
+def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PostError(f"{key}: must be a string")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """What a detector reports: something unusual (or its end) for one brand.
+
+    ``key`` distinguishes independent occurrences of the same rule and brand
+    (e.g. the id of an outbound post); ``details`` is the explanation shown to
+    people (observed vs expected, top terms, top posts...), JSON-serialisable.
+    """
+
+    rule: str
+    kind: str
+    brand: str
+    at: datetime
+    state: Literal["firing", "resolved"]
+    summary: str
+    key: str = ""
+    severity: Severity | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.rule}|{self.brand}|{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A notification decided by the router, stored before it is sent."""
+
+    id: str
+    dedup_key: str
+    rule: str
+    kind: str
+    brand: str
+    severity: Severity
+    state: Literal["firing", "resolved"]
+    title: str
+    summary: str
+    created_at: datetime
+    channels: tuple[str, ...]
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "dedup_key": self.dedup_key,
+            "rule": self.rule,
+            "kind": self.kind,
+            "brand": self.brand,
+            "severity": self.severity,
+            "state": self.state,
+            "title": self.title,
+            "summary": self.summary,
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+            "channels": list(self.channels),
+            "details": dict(self.details),
+        }

@@ -1,0 +1,38 @@
+"""Import every plugin module so that each registers itself, then look them up."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_MODULES = (
+    "monitor.sources.replay",
+    "monitor.sources.demo",
+    "monitor.detect.volume",
+    "monitor.detect.sentiment_shift",
+    "monitor.detect.influencer",
+    "monitor.detect.outbound",
+)
+_loaded = False
+
+
+def load() -> None:
+    global _loaded
+    if not _loaded:
+        for name in _MODULES:
+            importlib.import_module(name)
+        _loaded = True
+
+
+def source_options(type_name: str) -> type[Any]:
+    load()
+    from monitor.sources.base import SOURCES
+
+    return SOURCES.get(type_name).Options
+
+
+def detector_params(signal: str) -> type[Any]:
+    load()
+    from monitor.detect.base import DETECTORS
+
+    return DETECTORS.get(signal).Params

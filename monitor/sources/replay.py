@@ -1,0 +1,53 @@
+"""Replay source: Post JSONL from a file (see DESIGN.md for the format)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.errors import PostError
+from monitor.model import Post
+from monitor.sources.base import SOURCES, Emit, Source
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    path: str
+
+
+def read_posts(path: Path) -> Iterator[Post | PostError]:
+    """Yield each line of a Post JSONL file as a Post, or a PostError naming the line."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield Post.from_json(json.loads(line))
+            except json.JSONDecodeError as exc:
+                yield PostError(f"{path}:{number}: invalid JSON: {exc.msg}")
+            except PostError as exc:
+                yield PostError(f"{path}:{number}: {exc}")
+
+
+@SOURCES.register("replay")
+class ReplaySource(Source):
+    """Emits every post of a JSONL file once, then reports itself finished."""
+
+    Options = ReplayOptions
+
+    async def run(self, emit: Emit) -> None:
+        path = Path(self.options.path)
+        self.ok()
+        for index, item in enumerate(read_posts(path)):
+            if isinstance(item, PostError):
+                self.malformed(str(item))
+                continue
+            await emit(item)
+            self.health.posts += 1
+            self.health.last_post_at = item.created_at
+            if index % 500 == 0:
+                await asyncio.sleep(0)
+        self.health.state = "finished"

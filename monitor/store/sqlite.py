@@ -1,0 +1,268 @@
+"""SQLite (WAL) store: posts seen, detector state, alerts, outbox, cursors.
+
+Every method that changes state commits before it returns, except inside
+``transaction()``, which commits once at the end (or rolls back on error): the
+engine uses it so a post, the detector state it changed and the alerts it caused
+are durable together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from monitor.errors import StoreError
+from monitor.model import Alert, Post
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS posts (
+    key TEXT PRIMARY KEY, brand TEXT, kind TEXT NOT NULL, created_at REAL NOT NULL,
+    author_id TEXT NOT NULL, author_handle TEXT NOT NULL, followers INTEGER,
+    text TEXT NOT NULL, url TEXT, compound REAL NOT NULL, label TEXT NOT NULL,
+    body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS posts_brand_time ON posts (brand, created_at);
+CREATE TABLE IF NOT EXISTS detector_state (
+    rule TEXT NOT NULL, brand TEXT NOT NULL, state TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (rule, brand));
+CREATE TABLE IF NOT EXISTS buckets (
+    brand TEXT NOT NULL, series TEXT NOT NULL, start REAL NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (brand, series, start));
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, dedup_key TEXT NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL,
+    brand TEXT NOT NULL, severity TEXT NOT NULL, state TEXT NOT NULL, title TEXT NOT NULL,
+    summary TEXT NOT NULL, created_at REAL NOT NULL, channels TEXT NOT NULL,
+    details TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (created_at);
+CREATE TABLE IF NOT EXISTS alert_state (
+    dedup_key TEXT PRIMARY KEY, state TEXT NOT NULL, last_notified REAL NOT NULL,
+    last_alert TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, channel TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL, last_error TEXT, created_at REAL NOT NULL, sent_at REAL,
+    UNIQUE (alert_id, channel));
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
+CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _ts(when: datetime) -> float:
+    return when.timestamp()
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    alert: Alert
+    channel: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPost:
+    post: Post
+    brand: str | None
+    compound: float
+    label: str
+
+
+class SqliteStore:
+    """The daemon's single store; one connection, used from the event-loop thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
+        self._depth = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes: all of them are committed together, or none."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._execute("COMMIT")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"state database {self.path}: {exc}") from exc
+
+    # posts -----------------------------------------------------------------
+    def add_post(self, post: Post, brand: str | None, compound: float, label: str) -> bool:
+        """Store a post; False when its key was seen before (a duplicate)."""
+        cur = self._execute(
+            "INSERT OR IGNORE INTO posts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (post.key, brand, post.kind, _ts(post.created_at), post.author.id,
+             post.author.handle, post.author.followers, post.text, post.url, compound, label,
+             json.dumps(post.to_json(), separators=(",", ":"))))
+        return cur.rowcount == 1
+
+    def has_post(self, key: str) -> bool:
+        return self._execute("SELECT 1 FROM posts WHERE key=?", (key,)).fetchone() is not None
+
+    def posts_between(self, brand: str, start: datetime, end: datetime) -> list[StoredPost]:
+        rows = self._execute(
+            "SELECT body, brand, compound, label FROM posts WHERE brand=? AND created_at>=? "
+            "AND created_at<? ORDER BY created_at", (brand, _ts(start), _ts(end))).fetchall()
+        return [StoredPost(Post.from_json(json.loads(r[0])), r[1], r[2], r[3]) for r in rows]
+
+    def prune_posts(self, older_than: datetime) -> int:
+        return self._execute("DELETE FROM posts WHERE created_at<?",
+                             (_ts(older_than),)).rowcount
+
+    def post_count(self) -> int:
+        return int(self._execute("SELECT count(*) FROM posts").fetchone()[0])
+
+    # detector state and bucket history -------------------------------------
+    def save_detector_state(self, rule: str, brand: str, state: dict[str, Any],
+                            now: datetime) -> None:
+        self._execute("INSERT OR REPLACE INTO detector_state VALUES (?,?,?,?)",
+                      (rule, brand, json.dumps(state, separators=(",", ":")), _ts(now)))
+
+    def load_detector_state(self, rule: str, brand: str) -> dict[str, Any] | None:
+        row = self._execute("SELECT state FROM detector_state WHERE rule=? AND brand=?",
+                            (rule, brand)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def record_bucket(self, brand: str, series: str, start: datetime, value: float) -> None:
+        self._execute("INSERT OR REPLACE INTO buckets VALUES (?,?,?,?)",
+                      (brand, series, _ts(start), value))
+
+    def bucket_history(self, brand: str, series: str,
+                       since: datetime) -> list[tuple[datetime, float]]:
+        rows = self._execute("SELECT start, value FROM buckets WHERE brand=? AND series=? AND "
+                             "start>=? ORDER BY start", (brand, series, _ts(since))).fetchall()
+        return [(_dt(r[0]), float(r[1])) for r in rows]
+
+    # alerts and their notification state ------------------------------------
+    def add_alert(self, alert: Alert) -> None:
+        """Store an alert and queue one outbox item per channel (idempotent by id)."""
+        self._execute(
+            "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (alert.id, alert.dedup_key, alert.rule, alert.kind, alert.brand, alert.severity,
+             alert.state, alert.title, alert.summary, _ts(alert.created_at),
+             json.dumps(list(alert.channels)), json.dumps(dict(alert.details), default=str)))
+        for channel in alert.channels:
+            self.enqueue(alert.id, channel, alert.created_at)
+
+    def enqueue(self, alert_id: str, channel: str, now: datetime) -> None:
+        self._execute("INSERT OR IGNORE INTO outbox (alert_id, channel, next_attempt, created_at)"
+                      " VALUES (?,?,?,?)", (alert_id, channel, 0.0, _ts(now)))
+
+    def alerts(self, *, since: datetime | None = None, brand: str | None = None,
+               limit: int = 100) -> list[Alert]:
+        sql = "SELECT * FROM alerts WHERE created_at>=?"
+        params: list[Any] = [_ts(since) if since else 0.0]
+        if brand is not None:
+            sql += " AND brand=?"
+            params.append(brand)
+        sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        params.append(limit)
+        return [_alert(row) for row in self._execute(sql, params).fetchall()]
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        row = self._execute("SELECT * FROM alerts WHERE id=?", (alert_id,)).fetchone()
+        return None if row is None else _alert(row)
+
+    def alert_state(self, dedup_key: str) -> tuple[str, datetime, str] | None:
+        row = self._execute("SELECT state, last_notified, last_alert FROM alert_state "
+                            "WHERE dedup_key=?", (dedup_key,)).fetchone()
+        return None if row is None else (row[0], _dt(row[1]), row[2])
+
+    def set_alert_state(self, dedup_key: str, state: str, last_notified: datetime,
+                        last_alert: str) -> None:
+        self._execute("INSERT OR REPLACE INTO alert_state VALUES (?,?,?,?)",
+                      (dedup_key, state, _ts(last_notified), last_alert))
+
+    # outbox ----------------------------------------------------------------
+    def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        rows = self._execute(
+            "SELECT o.id, o.channel, o.attempts, a.* FROM outbox o JOIN alerts a "
+            "ON a.id = o.alert_id WHERE o.status='pending' AND o.next_attempt<=? "
+            "ORDER BY o.id LIMIT ?", (_ts(now), limit)).fetchall()
+        return [OutboxItem(r[0], _alert(r[3:]), r[1], r[2]) for r in rows]
+
+    def next_due(self) -> datetime | None:
+        row = self._execute("SELECT min(next_attempt) FROM outbox WHERE status='pending'"
+                            ).fetchone()
+        return None if row[0] is None else _dt(row[0])
+
+    def mark_sent(self, item_id: int, now: datetime) -> None:
+        self._execute("UPDATE outbox SET status='sent', sent_at=?, attempts=attempts+1 "
+                      "WHERE id=?", (_ts(now), item_id))
+
+    def mark_failed(self, item_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt; ``retry_at`` None means give up (dead letter)."""
+        if retry_at is None:
+            self._execute("UPDATE outbox SET status='dead', attempts=attempts+1, last_error=? "
+                          "WHERE id=?", (error, item_id))
+        else:
+            self._execute("UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt=? "
+                          "WHERE id=?", (error, _ts(retry_at), item_id))
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self._execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    # cursors -----------------------------------------------------------------
+    def get_cursor(self, source: str) -> str | None:
+        row = self._execute("SELECT value FROM cursors WHERE source=?", (source,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_cursor(self, source: str, value: str) -> None:
+        self._execute("INSERT OR REPLACE INTO cursors VALUES (?,?)", (source, value))
+
+    def prune(self, now: datetime, keep: timedelta) -> None:
+        """Drop posts and bucket history older than ``keep`` (alerts are kept)."""
+        cutoff = _ts(now - keep)
+        with self.transaction():
+            self._execute("DELETE FROM posts WHERE created_at<?", (cutoff,))
+            self._execute("DELETE FROM buckets WHERE start<?", (cutoff,))
+            self._execute("DELETE FROM outbox WHERE status='sent' AND sent_at<?", (cutoff,))
+
+
+def _alert(row: Sequence[Any]) -> Alert:
+    return Alert(
+        id=row[0], dedup_key=row[1], rule=row[2], kind=row[3], brand=row[4], severity=row[5],
+        state=row[6], title=row[7], summary=row[8], created_at=_dt(row[9]),
+        channels=tuple(json.loads(row[10])), details=json.loads(row[11]))

@@ -1,0 +1,71 @@
+"""Shared fixtures: the repo root, ../shared data, and a small valid config on disk."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+BASE_CONFIG = """\
+state_dir: state
+rules_dir: rules
+brands:
+  - name: Acme
+    handles: ["@acme"]
+    keywords: ["acme"]
+    allowed_domains: ["acme.example"]
+channels:
+  - name: file
+    url: jsonl://state/alerts.jsonl
+http:
+  enabled: false
+sentiment:
+  lexicon_dir: {lexicons}
+"""
+
+BASE_RULES = """\
+rules:
+  - name: spike
+    signal: volume_spike
+    channels: [file]
+    cooldown: 30m
+    params: {bucket: 5m, min_count: 10, min_authors: 5}
+  - name: negative
+    signal: negative_surge
+    channels: [file]
+    params: {window: 1h, min_count: 20, min_negative: 10, min_authors: 5}
+  - name: influencer
+    signal: influencer
+    channels: [file]
+    cooldown: 0s
+    params: {min_followers: 10000}
+  - name: outbound
+    signal: outbound
+    severity: critical
+    channels: [file]
+    cooldown: 0s
+"""
+
+
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not present")
+    return SHARED
+
+
+def write_project(tmp: Path, config: str = BASE_CONFIG, rules: str = BASE_RULES) -> Path:
+    """Write config.yaml + rules/ under ``tmp``; return the config path."""
+    (tmp / "rules").mkdir(parents=True, exist_ok=True)
+    path = tmp / "config.yaml"
+    path.write_text(textwrap.dedent(config).format(lexicons=ROOT / "rules" / "lexicons"))
+    (tmp / "rules" / "base.yaml").write_text(textwrap.dedent(rules))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path)
