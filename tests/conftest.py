@@ -24,6 +24,7 @@ channels:
 http:
   enabled: false
 sentiment:
+  packs: []
   lexicon_dir: {lexicons}
 """
 

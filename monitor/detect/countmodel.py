@@ -238,10 +238,19 @@ class CountModel:
              fraction: float) -> list[float]:
         """Uncalibrated surprise of ``count`` (running share ``fraction``) at every scale."""
         prior = self.params.prior_dispersion
+        expected = mu * fraction
+        capped = min(count, self._cap(expected, extra))
         raws: list[float] = []
-        for (obs, exp, _), disp in zip(self._window_sums(bucket), self._disp, strict=True):
-            raws.append(nb_surprise(obs + count, exp + mu * fraction, disp.value(prior) + extra))
+        for scale, (obs, exp, _), disp in zip(self.params.scales, self._window_sums(bucket),
+                                              self._disp, strict=True):
+            current = count if scale == 1 else capped
+            raws.append(nb_surprise(obs + current, exp + expected, disp.value(prior) + extra))
         return raws
+
+    def _cap(self, mu: float, extra: float) -> float:
+        """Winsorising bound of one bucket: ``winsor_z`` standard deviations above ``mu``."""
+        alpha = self._disp[0].value(self.params.prior_dispersion) + extra
+        return nb_quantile_hi(mu, alpha, self.params.winsor_z)
 
     def _statistic(self, raws: list[float]) -> float:
         return max(c.calibrated(r) for c, r in zip(self._calib, raws, strict=True))
@@ -301,31 +310,29 @@ class CountModel:
         else:
             raws = self._raw(bucket, count, mu, extra, 1.0)
         self._cache = None
-        prior = p.prior_dispersion
+        hi = self._cap(mu, extra)
+        clipped = min(max(count, 2.0 * mu - hi), hi)
         if self._active:
             self._calm = self._calm + 1 if self._statistic(raws) < p.calm_surprise else 0
             self._pending_resolve = self._calm >= p.calm_buckets
-        else:
-            for calib, raw in zip(self._calib, raws, strict=True):
-                calib.observe(raw, calib.raw_for(self._threshold), self._calib_decay)
-            self._update_dispersion(bucket, count, mu, extra)
-        self._history.append((bucket, count, mu))
-        if self._active:
+            self._history.append((bucket, min(count, hi), mu))
             return  # an episode's buckets are outliers: the level's variance grows instead
-        alpha = self._disp[0].value(prior) + extra
-        hi = nb_quantile_hi(mu, alpha, p.winsor_z)
-        lo = max(0.0, 2.0 * mu - hi)
-        clipped = min(max(count, lo), hi)
-        noise_var = self._disp[0].value(prior) + 1.0 / max(mu, 1e-3)
-        self._base.learn(bucket, hour, weekday, clipped, noise_var)
+        for calib, raw in zip(self._calib, raws, strict=True):
+            calib.observe(raw, calib.raw_for(self._threshold), self._calib_decay)
+        self._update_dispersion(bucket, count, min(count, hi), mu, extra)
+        self._history.append((bucket, min(count, hi), mu))
+        noise_var = self._disp[0].value(p.prior_dispersion) + 1.0 / max(mu, 1e-3)
+        self._base.learn(bucket, hour, weekday, max(clipped, 0.0), noise_var)
 
-    def _update_dispersion(self, bucket: int, count: float, mu: float, extra: float) -> None:
+    def _update_dispersion(self, bucket: int, count: float, capped: float, mu: float,
+                           extra: float) -> None:
         prior = self.params.prior_dispersion
         sums = self._window_sums(bucket)
         for scale, disp, (obs, exp, seen) in zip(self.params.scales, self._disp, sums, strict=True):
             if seen + 1 < scale:
                 continue  # a gap inside the window: skip rather than mix scales
-            observed, expected = obs + count, exp + mu
+            observed = obs + (count if scale == 1 else capped)
+            expected = exp + mu
             alpha = disp.value(prior)
             var = expected + (alpha + extra) * expected * expected
             sq = min((observed - expected) ** 2, 16.0 * var)

@@ -28,6 +28,7 @@ from monitor.model import Signal
 
 LEVELS = {"low": 6.0, "medium": 4.0, "high": 3.0}
 PRIOR_SHARE = 0.25
+MIN_SHARE = 0.02  # a brand never "usually" has fewer negatives than this (test stability)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ class NegativeSurgeDetector(Detector):
     def baseline(self) -> float:
         if self.seen < self.params.warmup_posts or self.total_sum <= 0:
             return PRIOR_SHARE
-        return self.neg_sum / self.total_sum
+        return max(MIN_SHARE, self.neg_sum / self.total_sum)
 
     def _statistic(self, bucket: Bucket) -> float:
         share = bucket.negatives / bucket.count if bucket.count else 0.0

@@ -110,11 +110,34 @@ class FastVader:
 
     # -- public ------------------------------------------------------------------
     def polarity_scores(self, text: str) -> dict[str, float]:
-        words, sentiments, clean = self.valences(text)
-        return self.score_valences(sentiments, clean)
+        """Exactly ``SentimentIntensityAnalyzer().polarity_scores(text)``."""
+        _, n, positions, values, clean = self._analyse(text)
+        if not positions:
+            return _empty(n)
+        return _score(values, n, clean)
 
     def valences(self, text: str) -> tuple[list[str], list[float], str]:
-        """Lower-cased tokens, their valences after all rules (incl. "but"), the text scored."""
+        """Lower-cased tokens, their valences after all rules (incl. "but"), the text scored.
+
+        ``score_valences(sentiments, text)`` on the result gives ``polarity_scores``; a
+        caller may adjust the valences in between (the domain layer does).
+        """
+        lowers, n, positions, values, clean = self._analyse(text)
+        sentiments = [0.0] * n
+        for i, value in zip(positions, values, strict=True):
+            sentiments[i] = value
+        return lowers, sentiments, clean
+
+    def score_valences(self, sentiments: list[float], text: str) -> dict[str, float]:
+        """vaderSentiment's score_valence: compound and pos/neu/neg from token valences."""
+        values = [v for v in sentiments if v]
+        if not values:
+            return _empty(len(sentiments))
+        return _score(values, len(sentiments), text)
+
+    # -- pipeline ----------------------------------------------------------------
+    def _analyse(self, text: str) -> tuple[list[str], int, list[int], list[float], str]:
+        """Tokens, token count, positions of scored words, their final valences, text."""
         if not text.isascii() and not self._emoji_chars.isdisjoint(text):
             text = self._replace_emoji(text)
         text = text.strip()
@@ -123,83 +146,50 @@ class FastVader:
         n = len(raw)
         hits = self._scored.intersection(lowers)
         if not hits:
-            return lowers, [0.0] * n, text
-        # stripping punctuation never changes str.isupper(), so raw tokens do for caps
-        upper = sum(map(str.isupper, raw))
-        cap_diff = 0 < n - upper < n
+            return lowers, n, [], [], text
+        positions: list[int] = []
+        for low in hits:
+            # this word's positions via list.index (a C loop), not a Python scan
+            i = lowers.index(low)
+            positions.append(i)
+            for _ in range(lowers.count(low) - 1):
+                i = lowers.index(low, i + 1)
+                positions.append(i)
+        positions.sort()
+        lexicon = self.lexicon
         if _MODIFIERS.isdisjoint(lowers) and ("'" not in text or "n't" not in text.lower()):
-            # no word that any rule reacts to: every valence is the lexicon's (+ caps)
-            lexicon = self.lexicon
-            sentiments = [lexicon[w] if w in hits else 0.0 for w in lowers]
-            if cap_diff:
-                for i, word in enumerate(raw):
-                    if word.isupper() and lowers[i] in hits:
-                        if sentiments[i] > 0:
-                            sentiments[i] += C_INCR
-                        else:
-                            sentiments[i] -= C_INCR
+            # no word that any rule reacts to: each valence is the lexicon's (+ caps)
+            values = [lexicon[lowers[i]] for i in positions]
+            if any(raw[i].isupper() for i in positions):
+                upper = sum(map(str.isupper, raw))
+                if 0 < n - upper < n:
+                    for k, i in enumerate(positions):
+                        if raw[i].isupper():
+                            if values[k] > 0:
+                                values[k] += C_INCR
+                            else:
+                                values[k] -= C_INCR
+            if 0.0 in values:  # only with a lexicon override of exactly 0
+                kept = [i for i, v in zip(positions, values, strict=True) if v]
+                values = [v for v in values if v]
+                positions = kept
         else:
-            sentiments = [0.0] * n
+            upper = sum(map(str.isupper, raw))
+            cap_diff = 0 < n - upper < n
             valence = self._valence
-            for low in hits:
-                # visit this word's positions with list.index (a C loop), not a Python scan
-                count = lowers.count(low)
-                i = lowers.index(low)
-                while True:
-                    if not (low == "kind" and i < n - 1 and lowers[i + 1] == "of"):
-                        sentiments[i] = valence(i, raw, lowers, cap_diff)
-                    count -= 1
-                    if not count:
-                        break
-                    i = lowers.index(low, i + 1)
-        if "but" in lowers:
-            _but_check(lowers.index("but"), sentiments)
-        return lowers, sentiments, text
-
-    def score_valences(self, sentiments: list[float], text: str) -> dict[str, float]:
-        """vaderSentiment's score_valence: compound and pos/neu/neg from token valences."""
-        if not sentiments:
-            return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
-        nonzero = [v for v in sentiments if v]
-        if not nonzero:
-            return {"neg": 0.0, "neu": 1.0, "pos": 0.0, "compound": 0.0}
-        sum_s = float(sum(sentiments))
-        ep_count = text.count("!")
-        if ep_count > 4:
-            ep_count = 4
-        qm_count = text.count("?")
-        qm_amplifier: float = 0
-        if qm_count > 1:
-            qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
-        punct = ep_count * 0.292 + qm_amplifier
-        if sum_s > 0:
-            sum_s += punct
-        elif sum_s < 0:
-            sum_s -= punct
-        compound = sum_s / math.sqrt((sum_s * sum_s) + 15)
-        if compound < -1.0:
-            compound = -1.0
-        elif compound > 1.0:
-            compound = 1.0
-        pos_sum = 0.0
-        neg_sum = 0.0
-        for value in nonzero:
-            if value > 0:
-                pos_sum += float(value) + 1
-            else:
-                neg_sum += float(value) - 1
-        neu_count = len(sentiments) - len(nonzero)
-        if pos_sum > -neg_sum:
-            pos_sum += punct
-        elif pos_sum < -neg_sum:
-            neg_sum -= punct
-        total = pos_sum - neg_sum + neu_count
-        return {
-            "neg": round((0.0 - neg_sum) / total, 3),
-            "neu": round(neu_count / total, 3),
-            "pos": round(pos_sum / total, 3),
-            "compound": round(compound, 4),
-        }
+            values = []
+            kept = []
+            for i in positions:
+                if lowers[i] == "kind" and i < n - 1 and lowers[i + 1] == "of":
+                    continue
+                value = valence(i, raw, lowers, cap_diff)
+                if value:
+                    kept.append(i)
+                    values.append(value)
+            positions = kept
+        if values and "but" in lowers:
+            _but_check(lowers.index("but"), positions, values)
+        return lowers, n, positions, values, text
 
     # -- rules -------------------------------------------------------------------
     def _replace_emoji(self, text: str) -> str:
@@ -320,14 +310,69 @@ def _special_idioms_check(valence: float, lowers: list[str], i: int) -> float:
     return valence
 
 
-def _but_check(bi: int, sentiments: list[float]) -> None:
-    """vaderSentiment's _but_check, in place, including its list.index lookups."""
-    for k in range(len(sentiments)):
-        value = sentiments[k]
-        if value == 0:
-            continue  # a zero stays zero wherever list.index finds it
-        si = sentiments.index(value)
-        if si < bi:
-            sentiments[si] = value * 0.5
-        elif si > bi:
-            sentiments[si] = value * 1.5
+def _but_check(bi: int, positions: list[int], values: list[float]) -> None:
+    """vaderSentiment's _but_check on the non-zero valences, in place.
+
+    The original walks the full list and rescales ``sentiments.index(value)``: the
+    first token with an equal valence, which may be another token than the current
+    one. Zeros never change, so only non-zero values (kept in token order) matter.
+    """
+    for k in range(len(values)):
+        value = values[k]
+        si = values.index(value)
+        position = positions[si]
+        if position < bi:
+            values[si] = value * 0.5
+        elif position > bi:
+            values[si] = value * 1.5
+
+
+def _empty(n: int) -> dict[str, float]:
+    if n:
+        return {"neg": 0.0, "neu": 1.0, "pos": 0.0, "compound": 0.0}
+    return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
+
+
+def _score(values: list[float], n: int, text: str) -> dict[str, float]:
+    """score_valence given the non-zero valences in token order and the token count.
+
+    Zeros add nothing to vaderSentiment's sums (the running sum starts at 0.0 and
+    adding +-0.0 leaves it unchanged), so they only count as neutral tokens.
+    """
+    sum_s = float(sum(values))
+    ep_count = text.count("!")
+    if ep_count > 4:
+        ep_count = 4
+    qm_count = text.count("?")
+    qm_amplifier: float = 0
+    if qm_count > 1:
+        qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
+    punct = ep_count * 0.292 + qm_amplifier
+    if sum_s > 0:
+        sum_s += punct
+    elif sum_s < 0:
+        sum_s -= punct
+    compound = sum_s / math.sqrt((sum_s * sum_s) + 15)
+    if compound < -1.0:
+        compound = -1.0
+    elif compound > 1.0:
+        compound = 1.0
+    pos_sum = 0.0
+    neg_sum = 0.0
+    for value in values:
+        if value > 0:
+            pos_sum += float(value) + 1
+        else:
+            neg_sum += float(value) - 1
+    neu_count = n - len(values)
+    if pos_sum > -neg_sum:
+        pos_sum += punct
+    elif pos_sum < -neg_sum:
+        neg_sum -= punct
+    total = pos_sum - neg_sum + neu_count
+    return {
+        "neg": round((0.0 - neg_sum) / total, 3),
+        "neu": round(neu_count / total, 3),
+        "pos": round(pos_sum / total, 3),
+        "compound": round(compound, 4),
+    }

@@ -49,7 +49,7 @@ PRAISE = (
     "{agent} at {b} went above and beyond today, thank you!",
 )
 NEUTRAL = (
-    "Just ordered a {item} from {name}, let's see how it goes",
+    "Just placed an order with {name}, let's see how it goes",
     "{name} has a sale on this weekend apparently",
     "Reading about {name} opening a new store in {city}",
     "Waiting for my {name} delivery like 👀",
@@ -61,7 +61,7 @@ NEUTRAL = (
     "Setting up my new {name} account this evening",
     "Saw a {name} ad on the train this morning",
     "{b} just followed you for the deals",
-    "Picking up a {item} from {name} after work",
+    "Picking up my {item} from {name} after work",
 )
 COMPLAINTS = (
     "{b} my delivery is {days} days late, any update?",
@@ -79,15 +79,15 @@ _MENTION_TEMPLATES = (QUESTIONS, PRAISE, NEUTRAL, COMPLAINTS)
 _MENTION_WEIGHTS = (0.30, 0.25, 0.27, 0.18)
 
 # The storm: one systemic fault (app outage + double charges), many voices.
-STORM_OPENERS = ("", "", "", "Wow.", "Unbelievable.", "Seriously {h}?", "Hey {h},", "{h}", "{h}",
-                 "Ugh.", "Great, just great.", "Come on {h}.", "Is this a joke {h}?", "{h} 😡")
+STORM_OPENERS = ("", "", "", "Not again.", "Seriously {h}?", "Hey {h},", "{h}", "{h}", "Ugh.",
+                 "Come on {h}.", "What a mess {h}.", "{h} 😡", "Sick of this {h}.")
 STORM_CORES = (
-    "your app has been down for {dur} and I can't log in",
+    "your app has been down for {dur} and logging in is impossible",
     "the app keeps crashing the second I open it",
     "I just got charged twice for the same order",
-    "charged twice AGAIN. the app is down so I can't even check",
+    "charged twice AGAIN and the app is down so there is no way to check",
     "double charged on my card and nobody is answering",
-    "the app is down, the website is down and support is silent",
+    "the app is down, the website is down and nobody replies",
     "I was charged twice and now my account is overdrawn",
     "app still down after {dur}, what is going on",
     "got charged twice for one payment, where is my money",
@@ -97,24 +97,26 @@ STORM_CORES = (
     "why is the {name} app down AGAIN",
     "my bank shows a double charge from {name} for {amt}",
     "this outage has lasted {dur} and I was charged twice",
-    "can't log in, app down, card charged twice. amazing",
-    "your app outage means I can't even dispute the double charge",
+    "login broken, app down, card charged twice. total shambles",
+    "your app outage means there is no way to dispute the double charge",
     "the app crashed mid-payment and I was charged twice",
 )
-STORM_CLOSERS = ("Fix this!", "Absolutely unacceptable.", "Worst service ever.",
-                 "I want a refund now.", "Ridiculous.", "So frustrated.", "Refund me.",
-                 "Terrible.", "Cancelling my account.", "This is a disaster.", "Furious right now.",
-                 "Pathetic.", "Awful experience.", "Sort it out!", "Not good enough.",
-                 "Hopeless.", "Shocking.")
+STORM_CLOSERS = ("Fix this mess!", "Absolutely unacceptable.", "Worst service ever.",
+                 "I want my money back. Awful.", "Ridiculous.", "So frustrated.", "Terrible.",
+                 "Cancelling my account, so angry.", "This is a disaster.", "Furious right now.",
+                 "Pathetic.", "Awful experience.", "Sort it out, this is ridiculous!",
+                 "Not good enough.", "Hopeless.", "Shocking.", "Useless.", "Disgusting service.",
+                 "Appalling.")
 STORM_TAGS = ("#{tag}Down", "#{tag}Down", "#{tag}Outage", "#chargedtwice", "#outage",
               "#doublecharged", "", "", "")
 STORM_QUESTIONS = (
-    "Is the {name} app down for anyone else? Keeps crashing",
+    "Is the {name} app down for anyone else? Keeps crashing, so annoying",
     "{h} is the app down? Errors everywhere and I was charged twice",
     "Anyone else charged twice by {name} today? Terrible",
     "{h} any ETA on the app outage? This is awful",
-    "{h} are the double charges going to be refunded or not?",
+    "{h} are the double charges going to be refunded or not? Worried",
     "Is {name} down or is it just me? Can't log in at all",
+    "{h} is there an ETA for the fix? The app is still down",
 )
 INFLUENCER_TEXT = (
     "Just got charged twice by {h} and the app has been down for {dur}. Zero communication. "
@@ -123,12 +125,12 @@ INFLUENCER_TEXT = (
 INFLUENCER = ("techwithtara", 250_000)
 
 OUTBOUND = (
-    "New week, new deals! See what's fresh at {name} this week.",
+    "Fresh deals just dropped! See what's new at {name} this week.",
     "We're here 24/7: send us a DM if you need a hand with anything.",
-    "Thanks to everyone who joined our community event this weekend 💙",
+    "Thanks to everyone who joined our community event 💙",
     "Tip: you can now manage your subscription right from the {name} app.",
     "Our spring collection has landed. Which one is your favourite?",
-    "Happy Friday from all of us at {name}!",
+    "Have a great day, from all of us at {name}!",
     "We've made checkout faster: fewer steps, same great service.",
     "Reminder: our support team is online until 10pm tonight.",
 )
@@ -140,7 +142,7 @@ OFFMESSAGE_WORD = "shit"
 
 CITIES = ("Leeds", "Austin", "Toronto", "Dublin", "Denver", "Glasgow", "Perth", "Boston",
           "Manchester", "Seattle", "Cork", "Auckland", "Bristol", "Phoenix")
-ITEMS = ("order", "jacket", "headphones", "coffee machine", "phone case", "gift card",
+ITEMS = ("jacket", "headphones", "coffee machine", "phone case", "gift card",
          "backpack", "desk lamp", "running shoes", "blender", "starter kit")
 AGENTS = ("Sam", "Priya", "Jordan", "Alex", "Mia", "Tom", "Aisha", "Luis", "Grace", "Ben")
 DURATIONS = ("an hour", "2 hours", "3 hours", "45 minutes", "90 minutes", "all morning",

@@ -1,0 +1,203 @@
+"""Notification channels: console, a JSONL file, or anything apprise can reach.
+
+A notifier delivers one alert or raises ``DeliveryError``: ``retryable=True``
+when trying again later may help (service down, timeout), ``False`` when it
+cannot (the channel is misconfigured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+import apprise
+
+from monitor.config.schema import ChannelConfig
+from monitor.errors import DeliveryError
+from monitor.model import Alert
+from monitor.notify.templates import render
+from monitor.secrets import mask
+
+log = logging.getLogger(__name__)
+
+CONSOLE_SCHEME = "console://"
+JSONL_SCHEME = "jsonl://"
+
+# apprise's notify type drives colours/icons on chat services
+_NOTIFY_TYPES = {"info": apprise.NotifyType.INFO, "warning": apprise.NotifyType.WARNING,
+                 "critical": apprise.NotifyType.FAILURE}
+
+
+class Notifier(Protocol):
+    name: str
+
+    async def send(self, alert: Alert) -> None:
+        """Deliver ``alert`` or raise DeliveryError."""
+        ...
+
+
+class ConsoleNotifier:
+    """``console://``: one readable block on standard output."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def send(self, alert: Alert) -> None:
+        title, body = render(alert)
+        rule = "=" * min(max(len(title), 20), 80)
+        block = f"{rule}\n{title}\n{rule}\n{body}\n\n"
+        try:
+            sys.stdout.write(block)
+            sys.stdout.flush()
+        except (OSError, ValueError) as exc:
+            raise DeliveryError(f"channel {self.name!r}: cannot write to stdout: {exc}",
+                                retryable=True) from exc
+
+
+class JsonlNotifier:
+    """``jsonl://PATH``: append ``alert.to_json()`` as one line (fsync'd) to PATH.
+
+    A relative PATH is taken relative to ``base_dir``; parent directories are
+    created as needed.
+    """
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        self.path = path
+
+    @classmethod
+    def from_url(cls, name: str, url: str, base_dir: Path) -> JsonlNotifier:
+        raw = url[len(JSONL_SCHEME):]
+        if not raw.strip():
+            raise DeliveryError(f"channel {name!r}: jsonl:// needs a file path, e.g. "
+                                "jsonl://state/alerts.jsonl", retryable=False)
+        return cls(name, base_dir / raw)
+
+    async def send(self, alert: Alert) -> None:
+        line = json.dumps(alert.to_json(), ensure_ascii=False, separators=(",", ":"),
+                          default=str) + "\n"
+        try:
+            await asyncio.to_thread(self._append, line.encode("utf-8"))
+        except OSError as exc:
+            raise DeliveryError(f"channel {self.name!r}: cannot append to {self.path}: {exc}",
+                                retryable=True) from exc
+
+    def _append(self, data: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class AppriseNotifier:
+    """Any apprise URL (mailto://, json://, slack://, ntfy://, ...).
+
+    The URL is parsed once, here: an URL apprise does not accept is a
+    configuration error (``DeliveryError(retryable=False)``) whose message names
+    the channel and the URL scheme only, since URLs usually carry secrets.
+    """
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self.scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        self._apprise = apprise.Apprise()
+        try:
+            accepted = bool(self._apprise.add(url))
+        except Exception as exc:
+            log.debug("apprise could not parse channel %r: %s", name, mask(str(exc)))
+            accepted = False
+        if not accepted or len(self._apprise) == 0:
+            shown = f"{self.scheme}://..." if self.scheme else "(no scheme)"
+            raise DeliveryError(
+                f"channel {name!r}: invalid notification URL {shown}: apprise does not "
+                "accept it (unknown service, or a missing/invalid part; the full URL is not "
+                "shown because it may contain secrets)", retryable=False)
+
+    @property
+    def apprise(self) -> apprise.Apprise:
+        """The underlying apprise object (one service)."""
+        return self._apprise
+
+    async def send(self, alert: Alert) -> None:
+        title, body = render(alert)
+        notify_type = (apprise.NotifyType.SUCCESS if alert.state == "resolved"
+                       else _NOTIFY_TYPES.get(alert.severity, apprise.NotifyType.INFO))
+        try:
+            result: Any = await self._apprise.async_notify(
+                title=title, body=body, notify_type=notify_type,
+                body_format=apprise.NotifyFormat.TEXT)
+        except Exception as exc:
+            raise DeliveryError(
+                mask(f"channel {self.name!r}: apprise raised {type(exc).__name__}: {exc}"),
+                retryable=True) from exc
+        try:
+            _check(self.name, self.scheme, result)
+        finally:
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()
+
+
+def _check(name: str, scheme: str, result: Any) -> None:
+    """Map apprise's outcome (AppriseResult in 2.x; True/False/None in 1.x) to errors."""
+    status = getattr(result, "status", None)
+    status_name = getattr(status, "name", None)
+    if result is None or status_name == "NOMATCH":
+        raise DeliveryError(f"channel {name!r}: no apprise service matched ({scheme}://)",
+                            retryable=False)
+    if bool(result):
+        return
+    detail = _failure_detail(result)
+    what = status_name.lower() if isinstance(status_name, str) else "failure"
+    raise DeliveryError(
+        mask(f"channel {name!r}: {scheme}:// delivery failed ({what})"
+             + (f": {detail}" if detail else "")), retryable=True)
+
+
+def _failure_detail(result: Any) -> str:
+    """The last warning/error apprise captured for this call, if any (masked later)."""
+    logs = getattr(result, "logs", None)
+    if not callable(logs):
+        return ""
+    last = ""
+    try:
+        for entry in logs():
+            level = getattr(entry, "level", logging.WARNING)
+            message = getattr(entry, "message", None)
+            if isinstance(message, str) and (not isinstance(level, int)
+                                             or level >= logging.WARNING):
+                last = message
+    except Exception:  # diagnostics only: never let them hide the failure itself
+        return last
+    return " ".join(last.split())[:300]
+
+
+def build_notifier(channel: ChannelConfig, base_dir: Path) -> Notifier:
+    """The notifier for one configured channel (DeliveryError(retryable=False) if invalid)."""
+    url = channel.url.strip()
+    if url.lower().startswith(CONSOLE_SCHEME):
+        return ConsoleNotifier(channel.name)
+    if url.lower().startswith(JSONL_SCHEME):
+        return JsonlNotifier.from_url(channel.name, url, base_dir)
+    return AppriseNotifier(channel.name, url)
+
+
+def build_notifiers(channels: Iterable[ChannelConfig], base_dir: Path) -> dict[str, Notifier]:
+    """Notifiers by channel name; the first invalid channel raises DeliveryError."""
+    return {channel.name: build_notifier(channel, base_dir) for channel in channels}
+
+
+__all__ = ["AppriseNotifier", "ConsoleNotifier", "JsonlNotifier", "Notifier", "build_notifier",
+           "build_notifiers"]

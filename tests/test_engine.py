@@ -1,0 +1,135 @@
+"""The pipeline end to end in event time: detect on arrival, route, store, recover."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from monitor.model import Post
+from tests.timeline import T0, Harness, post, steady
+
+COMPLAINTS = ("@acme app is down again and I am furious, terrible service",
+              "acme charged me twice, awful support, worst experience",
+              "the acme app crashed again, horrible and useless")
+
+
+def burst(start_id: int, at, count: int, authors: int, seconds: float = 200) -> list[Post]:
+    return [post(start_id + i, at + timedelta(seconds=seconds * i / count),
+                 COMPLAINTS[i % 3], author=f"angry{i % authors}") for i in range(count)]
+
+
+def test_volume_spike_fires_on_arrival_once_and_clears(project: Path) -> None:
+    h = Harness(project)
+    assert h.feed(steady(T0, 48, 8)) == []
+    start = T0 + timedelta(hours=48, minutes=2)
+    fired = h.feed(burst(100_000, start, 120, 90))
+    spikes = [a for a in fired if a.rule == "spike"]
+    assert len(spikes) == 1
+    alert = spikes[0]
+    # fired while the bucket was still open, not at its close
+    assert alert.created_at < start.replace(minute=5) + timedelta(minutes=5)
+    d = alert.details
+    assert d["observed"] >= 10 and d["expected"] < d["observed"]
+    assert d["distinct_authors"] >= 5
+    assert d["top_posts"] and d["top_posts"][0]["url"].startswith("https://")
+    assert any(term in ("app", "down", "charged", "twice") for term, _ in d["top_terms"])
+    assert sum(d["sentiment_mix"].values()) == d["observed"]
+    assert d["sentiment_mix"]["negative"] >= 5
+    # the same storm keeps going: no second notification
+    assert [a for a in h.feed(burst(200_000, start + timedelta(minutes=5), 100, 80))
+            if a.rule == "spike"] == []
+    cleared = h.feed(steady(start + timedelta(minutes=15), 3, 8, first_id=300_000, seed=2))
+    clears = [a for a in cleared if a.rule == "spike"]
+    assert [a.state for a in clears] == ["resolved"]
+    assert clears[0].title.startswith("All clear")
+    stored = h.store.alerts(limit=10)
+    assert {a.id for a in stored} >= {alert.id, clears[0].id}
+
+
+def test_one_account_posting_a_hundred_times_is_not_a_crisis(project: Path) -> None:
+    h = Harness(project)
+    h.feed(steady(T0, 48, 8))
+    start = T0 + timedelta(hours=48, minutes=1)
+    fired = h.feed(burst(100_000, start, 100, authors=1))
+    assert [a for a in fired if a.rule == "spike"] == []
+
+
+def test_negative_share_surge_with_flat_volume(project: Path) -> None:
+    h = Harness(project)
+    h.feed(steady(T0, 30, 8))
+    start = T0 + timedelta(hours=30)
+    mixed = []
+    for i, p in enumerate(steady(start, 1, 8, first_id=500_000, seed=5)):
+        if i % 3 != 2:  # two in three posts turn into complaints, volume unchanged
+            p = post(int(p.id), p.created_at, COMPLAINTS[i % 3], author=p.author.id)
+        mixed.append(p)
+    fired = [a for a in h.feed(mixed) if a.rule == "negative"]
+    assert len(fired) == 1
+    assert fired[0].details["observed"] > fired[0].details["expected"] + 0.15
+    assert "app" in [t for t, _ in fired[0].details["top_terms"]] or \
+        "charged" in [t for t, _ in fired[0].details["top_terms"]]
+
+
+def test_influencer_post_one_alert_per_post(project: Path) -> None:
+    h = Harness(project)
+    at = T0 + timedelta(hours=1)
+    alerts = h.feed([
+        post(1, at, "@acme lost my luggage, disgraceful and awful service", author="star",
+             followers=250_000),
+        post(2, at + timedelta(seconds=5), "@acme thanks, great flight!", author="star",
+             followers=250_000),
+        post(3, at + timedelta(seconds=9), "@acme worst airline, terrible service",
+             author="star", followers=250_000),
+        post(4, at + timedelta(seconds=9), "@acme terrible service", author="nobody",
+             followers=10),
+    ])
+    assert [(a.rule, a.details["post"]["id"]) for a in alerts] == [("influencer", "1"),
+                                                                   ("influencer", "3")]
+
+
+def test_outbound_post_flagged_at_once_each_post(project: Path) -> None:
+    h = Harness(project)
+    at = T0 + timedelta(hours=2)
+    alerts = h.feed([
+        post(1, at, "Spring sale! 20% off at https://acme.example/sale", author="acme",
+             kind="outbound"),
+        post(2, at, "these f*cking drivers lol https://bit.ly/xyz", author="acme",
+             kind="outbound"),
+        post(3, at + timedelta(seconds=1), "shit happens", author="@acme", kind="outbound"),
+    ])
+    assert [a.details["post"]["id"] for a in alerts] == ["2", "3"]
+    assert alerts[0].severity == "critical"
+    reasons = alerts[0].details["reasons"]
+    assert any("profanity" in r for r in reasons) and any("bit.ly" in r for r in reasons)
+
+
+def test_duplicates_are_dropped_and_unmatched_counted(project: Path) -> None:
+    h = Harness(project)
+    p = post(1, T0, "hello @acme")
+    assert h.engine.process(p).accepted
+    assert not h.engine.process(p).accepted
+    assert h.engine.process(post(2, T0, "nothing to see")).accepted
+    assert h.metrics.duplicates.labels("test")._value.get() == 1
+    assert h.metrics.unmatched.labels("test")._value.get() == 1
+
+
+def test_restart_mid_storm_neither_loses_nor_repeats_the_alert(project: Path) -> None:
+    h = Harness(project)
+    h.feed(steady(T0, 48, 8))
+    start = T0 + timedelta(hours=48, minutes=1)
+    storm = burst(100_000, start, 120, 90, seconds=240)
+    h.feed(storm[:4])  # too few to fire
+    db = h.db
+    h.store.close()  # "crash": nothing but the store survives
+
+    h2 = Harness(project, db)
+    h2.clock.set(storm[4].created_at)
+    assert h2.engine.recover() == []
+    fired = [a for a in h2.feed(storm[4:]) if a.rule == "spike"]
+    assert len(fired) == 1
+    h2.store.close()
+
+    h3 = Harness(project, db)  # restart after the alert: no second one
+    h3.clock.set(storm[-1].created_at)
+    assert h3.engine.recover() == []
+    assert len([a for a in h3.store.alerts(limit=50) if a.rule == "spike"]) == 1
