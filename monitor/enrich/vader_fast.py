@@ -147,20 +147,15 @@ class FastVader:
         hits = self._scored.intersection(lowers)
         if not hits:
             return lowers, n, [], [], text
-        positions: list[int] = []
-        for low in hits:
-            # this word's positions via list.index (a C loop), not a Python scan
-            i = lowers.index(low)
-            positions.append(i)
-            for _ in range(lowers.count(low) - 1):
-                i = lowers.index(low, i + 1)
-                positions.append(i)
-        positions.sort()
+        if sum(map(lowers.count, hits)) == len(hits):  # each scored word occurs once
+            positions = sorted(map(lowers.index, hits))
+        else:
+            positions = [i for i, low in enumerate(lowers) if low in hits]
         lexicon = self.lexicon
         if _MODIFIERS.isdisjoint(lowers) and ("'" not in text or "n't" not in text.lower()):
             # no word that any rule reacts to: each valence is the lexicon's (+ caps)
-            values = [lexicon[lowers[i]] for i in positions]
-            if any(raw[i].isupper() for i in positions):
+            values = list(map(lexicon.__getitem__, map(lowers.__getitem__, positions)))
+            if any(map(str.isupper, map(raw.__getitem__, positions))):
                 upper = sum(map(str.isupper, raw))
                 if 0 < n - upper < n:
                     for k, i in enumerate(positions):
@@ -170,9 +165,8 @@ class FastVader:
                             else:
                                 values[k] -= C_INCR
             if 0.0 in values:  # only with a lexicon override of exactly 0
-                kept = [i for i, v in zip(positions, values, strict=True) if v]
+                positions = [i for i, v in zip(positions, values, strict=True) if v]
                 values = [v for v in values if v]
-                positions = kept
         else:
             upper = sum(map(str.isupper, raw))
             cap_diff = 0 < n - upper < n

@@ -172,12 +172,10 @@ def _failure_detail(result: Any) -> str:
     if not callable(logs):
         return ""
     last = ""
-    try:
+    try:  # apprise captures WARNING and above by default
         for entry in logs():
-            level = getattr(entry, "level", logging.WARNING)
             message = getattr(entry, "message", None)
-            if isinstance(message, str) and (not isinstance(level, int)
-                                             or level >= logging.WARNING):
+            if isinstance(message, str) and message.strip():
                 last = message
     except Exception:  # diagnostics only: never let them hide the failure itself
         return last

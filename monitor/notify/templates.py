@@ -179,7 +179,7 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: Any) -> str:
     total = int(seconds)
     if total % 3600 == 0 and total:
         return f"{total // 3600}h"

@@ -148,6 +148,8 @@ AGENTS = ("Sam", "Priya", "Jordan", "Alex", "Mia", "Tom", "Aisha", "Luis", "Grac
 DURATIONS = ("an hour", "2 hours", "3 hours", "45 minutes", "90 minutes", "all morning",
              "half the day", "over an hour")
 
+_CHOICES = {"city": CITIES, "item": ITEMS, "agent": AGENTS, "dur": DURATIONS}
+
 _FIRST = ("sarah", "mike", "jess", "tom", "priya", "dan", "emma", "chris", "aisha", "josh",
           "lucy", "omar", "kate", "ryan", "nina", "ben", "zoe", "liam", "maya", "sam", "leo",
           "chloe", "raj", "amy", "jake", "ella", "noah", "grace", "luis", "hannah", "kev",
@@ -173,21 +175,36 @@ class BrandVoice:
     def tag(self) -> str:
         return "".join(part[:1].upper() + part[1:] for part in self.name.split())
 
-    def slots(self, rng: random.Random) -> dict[str, str]:
-        word = rng.choice(self.words)
-        return {
-            "b": f"@{self.handle}" if rng.random() < 0.6 else word,
-            "h": f"@{self.handle}",
-            "name": word,
-            "tag": self.tag,
-            "city": rng.choice(CITIES),
-            "item": rng.choice(ITEMS),
-            "agent": rng.choice(AGENTS),
-            "dur": rng.choice(DURATIONS),
-            "mins": str(rng.randint(3, 20)),
-            "days": str(rng.randint(2, 9)),
-            "amt": f"${rng.randint(9, 240)}.{rng.randint(0, 99):02d}",
-        }
+    def slots(self, rng: random.Random) -> _Slots:
+        return _Slots(self, rng)
+
+
+class _Slots(dict[str, str]):
+    """Template values, each drawn from the RNG only when a template uses it."""
+
+    def __init__(self, voice: BrandVoice, rng: random.Random) -> None:
+        super().__init__(h=f"@{voice.handle}", tag=voice.tag)
+        self.voice = voice
+        self.rng = rng
+
+    def __missing__(self, key: str) -> str:
+        rng, voice = self.rng, self.voice
+        if key == "name":
+            value = rng.choice(voice.words)
+        elif key == "b":
+            value = f"@{voice.handle}" if rng.random() < 0.6 else self["name"]
+        elif key in _CHOICES:
+            value = rng.choice(_CHOICES[key])
+        elif key == "mins":
+            value = str(rng.randint(3, 20))
+        elif key == "days":
+            value = str(rng.randint(2, 9))
+        elif key == "amt":
+            value = f"${rng.randint(9, 240)}.{rng.randint(0, 99):02d}"
+        else:
+            raise KeyError(key)
+        self[key] = value
+        return value
 
 
 def make_handle(rng: random.Random) -> str:
@@ -235,7 +252,7 @@ def author_pool(seed: int, size: int) -> tuple[Author, ...]:
 def mention_text(voice: BrandVoice, rng: random.Random) -> str:
     """An ordinary customer post: a question, praise, chatter or a complaint."""
     templates = rng.choices(_MENTION_TEMPLATES, weights=_MENTION_WEIGHTS)[0]
-    text = rng.choice(templates).format(**voice.slots(rng))
+    text = rng.choice(templates).format_map(voice.slots(rng))
     if rng.random() < 0.08:
         text += f" #{voice.tag}"
     return text
@@ -245,9 +262,9 @@ def storm_text(voice: BrandVoice, rng: random.Random) -> str:
     """A storm post: mostly angry complaints about the outage and double charges."""
     slots = voice.slots(rng)
     if rng.random() < 0.15:
-        return rng.choice(STORM_QUESTIONS).format(**slots)
-    opener = rng.choice(STORM_OPENERS).format(**slots)
-    core = rng.choice(STORM_CORES).format(**slots)
+        return rng.choice(STORM_QUESTIONS).format_map(slots)
+    opener = rng.choice(STORM_OPENERS).format_map(slots)
+    core = rng.choice(STORM_CORES).format_map(slots)
     if slots["h"] not in opener and slots["name"] not in core:  # the brand must be named
         opener = f"{opener} {slots['b']}".strip()
     if not opener or opener[-1] in ".?!😡":
@@ -255,19 +272,19 @@ def storm_text(voice: BrandVoice, rng: random.Random) -> str:
     parts = [opener, core]
     parts[-1] += rng.choice((".", "!", "!!", "...", "", " 😤"))
     parts.append(rng.choice(STORM_CLOSERS))
-    tag = rng.choice(STORM_TAGS).format(**slots)
+    tag = rng.choice(STORM_TAGS).format_map(slots)
     if tag:
         parts.append(tag)
     return " ".join(p for p in parts if p)
 
 
 def influencer_text(voice: BrandVoice, rng: random.Random) -> str:
-    return INFLUENCER_TEXT.format(**voice.slots(rng))
+    return INFLUENCER_TEXT.format_map(voice.slots(rng))
 
 
 def outbound_text(voice: BrandVoice, rng: random.Random, domain: str | None) -> str:
     """An ordinary, on-message post by the brand (a link only to an allowed domain)."""
-    text = rng.choice(OUTBOUND).format(**voice.slots(rng))
+    text = rng.choice(OUTBOUND).format_map(voice.slots(rng))
     if domain and rng.random() < 0.5:
         text += f" https://{domain}{rng.choice(OUTBOUND_LINK_PATHS)}"
     return text

@@ -1,0 +1,259 @@
+"""Delivers the durable outbox: retries with backoff, dead letters, fallbacks.
+
+Every alert is written to the outbox (one row per channel) before anything is
+sent, so a crash or an unreachable service delays a notification but does not
+lose it. The worker:
+
+* delivers alerts **in order per channel** (outbox id order): while the oldest
+  pending item of a channel waits for its retry, later items of that channel
+  wait too, so a pager never sees "all clear" before the alert it clears.
+  The rule comes from the store, so it also holds across restarts;
+* on a retryable failure reschedules the item after an exponential backoff with
+  full jitter (``uniform(0, min(max_backoff, backoff * 2**(failures-1)))``);
+* after ``max_attempts`` failures, or at once on a non-retryable error, marks
+  the item dead and, when the channel has a ``fallback``, queues the same alert
+  on the fallback channel (at most once per alert and channel);
+* delivers different channels concurrently, so one slow service does not hold
+  up the others.
+
+Delivery is at-least-once: an alert whose send succeeded but whose "sent" mark
+did not reach the database (crash in between) is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from monitor.clock import Clock
+from monitor.config.schema import ChannelConfig
+from monitor.errors import DeliveryError
+from monitor.metrics import Metrics
+from monitor.notify.channels import Notifier
+from monitor.secrets import mask
+from monitor.store.sqlite import OutboxItem, SqliteStore
+
+log = logging.getLogger(__name__)
+
+SCAN_LIMIT = 1000            # pending items looked at per pass (oldest first)
+POLL = timedelta(seconds=5)  # re-check interval when the next due time is unknown
+MAX_WAIT = 60.0              # longest sleep (seconds) between passes, a safety net
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+_STATUSES = ("pending", "sent", "dead")
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+class OutboxWorker:
+    def __init__(self, store: SqliteStore, notifiers: Mapping[str, Notifier],
+                 channels: Mapping[str, ChannelConfig], clock: Clock, metrics: Metrics,
+                 rng: random.Random | None = None, *, send_timeout: float = 60.0) -> None:
+        self.store = store
+        self.notifiers = notifiers
+        self.channels = channels
+        self.clock = clock
+        self.metrics = metrics
+        self.rng = rng or random.Random()
+        self.send_timeout = send_timeout
+        # channel -> when its oldest pending item (which failed here) is retried
+        self._held: dict[str, datetime] = {}
+        # earliest time a channel blocked behind a not-yet-due item may move again
+        self._hint: datetime | None = None
+
+    # -- policy -------------------------------------------------------------
+    def policy(self, channel: str) -> ChannelConfig:
+        """The channel's retry settings (defaults for a notifier without config)."""
+        return self.channels.get(channel) or ChannelConfig(name=channel, url="")
+
+    def retry_delay(self, channel: ChannelConfig, failures: int) -> timedelta:
+        """Full-jitter exponential backoff after ``failures`` (>= 1) failed attempts."""
+        return timedelta(seconds=self.rng.uniform(0.0, backoff_ceiling(channel, failures)))
+
+    # -- delivery -------------------------------------------------------------
+    async def run_once(self) -> int:
+        """Deliver every item that is due now; return how many were delivered."""
+        delivered = 0
+        stalled: set[str] = set()   # channels that had a retry during this call
+        waiting: set[str] = set()   # channels with a due item behind a not-yet-due one
+        while True:
+            now = self.clock.now()
+            due = {item.id for item in self.store.due(now, limit=SCAN_LIMIT)}
+            if not due:
+                break
+            runs, blocked = self._runs(due, stalled)
+            waiting |= blocked
+            if not runs:
+                break
+            results = await asyncio.gather(*(self._deliver_run(items) for items in runs.values()),
+                                           return_exceptions=True)
+            errors: list[BaseException] = []
+            for channel, result in zip(runs, results, strict=True):
+                if isinstance(result, BaseException):
+                    errors.append(result)
+                    stalled.add(channel)
+                    continue
+                sent, retried = result
+                delivered += sent
+                if retried:
+                    stalled.add(channel)
+            if errors:
+                self._update_gauge()
+                raise errors[0]
+        self._hint = self._wake_hint(stalled | waiting)
+        self._update_gauge()
+        return delivered
+
+    def _runs(self, due: set[int], stalled: set[str]) -> tuple[dict[str, list[OutboxItem]],
+                                                                 set[str]]:
+        """Per channel, the due items that may go now, oldest first.
+
+        A channel's items stop at its first pending item that is not due (it waits
+        for a retry), so later alerts never overtake it.
+        """
+        runs: dict[str, list[OutboxItem]] = {}
+        stopped = set(stalled)
+        blocked: set[str] = set()
+        for item in self.store.due(_FAR_FUTURE, limit=SCAN_LIMIT):
+            channel = item.channel
+            if channel in stopped:
+                if item.id in due:
+                    blocked.add(channel)
+                continue
+            if item.id not in due:
+                stopped.add(channel)
+                continue
+            runs.setdefault(channel, []).append(item)
+        return runs, blocked
+
+    async def _deliver_run(self, items: Sequence[OutboxItem]) -> tuple[int, bool]:
+        """Deliver one channel's items in order; stop at the first that must wait."""
+        sent = 0
+        for item in items:
+            outcome = await self.deliver(item)
+            if outcome is Outcome.SENT:
+                sent += 1
+            elif outcome is Outcome.RETRY:
+                return sent, True
+        return sent, False
+
+    async def deliver(self, item: OutboxItem) -> Outcome:
+        """Attempt one outbox item and record the result in the store."""
+        channel, alert = item.channel, item.alert
+        notifier = self.notifiers.get(channel)
+        if notifier is None:
+            error = (f"unknown channel {channel!r}: no such channel is configured "
+                     f"(alert {alert.id})")
+            return self._dead(item, error, fallback=None)
+        try:
+            await asyncio.wait_for(notifier.send(alert), self.send_timeout)
+        except DeliveryError as exc:
+            error, retryable = str(exc), exc.retryable
+        except TimeoutError:
+            error, retryable = f"no answer within {self.send_timeout:g}s", True
+        except Exception as exc:  # a notifier bug must not stop the outbox
+            log.debug("notifier %r raised", channel, exc_info=True)
+            error, retryable = f"{type(exc).__name__}: {exc}", True
+        else:
+            self.store.mark_sent(item.id, self.clock.now())
+            self._held.pop(channel, None)
+            self.metrics.deliveries.labels(channel, Outcome.SENT.value).inc()
+            log.info("delivered alert %s to %s (attempt %d)", alert.id, channel,
+                     item.attempts + 1)
+            return Outcome.SENT
+        error = mask(error)
+        policy = self.policy(channel)
+        failures = item.attempts + 1
+        if not retryable or failures >= policy.max_attempts:
+            why = "not retryable" if not retryable else f"{failures} attempts"
+            return self._dead(item, error, fallback=policy.fallback, why=why)
+        retry_at = self.clock.now() + self.retry_delay(policy, failures)
+        self.store.mark_failed(item.id, error, retry_at)
+        self._held[channel] = retry_at
+        self.metrics.deliveries.labels(channel, Outcome.RETRY.value).inc()
+        log.warning("delivery of alert %s to %s failed (attempt %d/%d), retrying at %s: %s",
+                    alert.id, channel, failures, policy.max_attempts,
+                    retry_at.isoformat(timespec="seconds"), error)
+        return Outcome.RETRY
+
+    def _dead(self, item: OutboxItem, error: str, *, fallback: str | None,
+              why: str = "") -> Outcome:
+        channel, alert = item.channel, item.alert
+        error = mask(error)
+        self.store.mark_failed(item.id, error, None)
+        self._held.pop(channel, None)
+        self.metrics.deliveries.labels(channel, Outcome.DEAD.value).inc()
+        reason = f" ({why})" if why else ""
+        if fallback and fallback != channel:
+            self.store.enqueue(alert.id, fallback, self.clock.now())
+            log.error("gave up delivering alert %s to %s%s: %s; queued on fallback channel %s",
+                      alert.id, channel, reason, error, fallback)
+        else:
+            log.error("gave up delivering alert %s to %s%s: %s", alert.id, channel, reason,
+                      error)
+        return Outcome.DEAD
+
+    # -- loop -----------------------------------------------------------------
+    async def run(self, wake: asyncio.Event) -> None:
+        """Deliver forever: after each pass sleep until the next due time or ``wake``."""
+        while True:
+            try:
+                await self.run_once()
+                timeout = self._seconds_to_next()
+            except Exception:
+                log.exception("outbox pass failed; trying again in %ss",
+                              int(POLL.total_seconds()))
+                timeout = POLL.total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+            wake.clear()
+
+    def _seconds_to_next(self) -> float:
+        now = self.clock.now()
+        next_due = self.store.next_due()
+        candidates = [t for t in (next_due, self._hint) if t is not None and t > now]
+        if self._hint is not None and self._hint <= now:
+            return 0.0
+        if candidates:
+            when = min(candidates)
+        elif next_due is None:
+            return MAX_WAIT
+        else:  # due but undeliverable rows (e.g. no alert row): re-check later
+            when = now + POLL
+        return max(0.0, min(MAX_WAIT, self._wall_seconds(when - now)))
+
+    def _wall_seconds(self, delta: timedelta) -> float:
+        """Real seconds for ``delta`` of clock time (a ScaledClock runs faster)."""
+        scale = getattr(self.clock, "wall_seconds", None)
+        if callable(scale):
+            return float(scale(delta))
+        return delta.total_seconds()
+
+    def _wake_hint(self, channels: set[str]) -> datetime | None:
+        if not channels:
+            return None
+        now = self.clock.now()
+        return min(self._held.get(channel, now + POLL) for channel in channels)
+
+    def _update_gauge(self) -> None:
+        counts = self.store.outbox_counts()
+        for status in {*_STATUSES, *counts}:
+            self.metrics.outbox.labels(status).set(counts.get(status, 0))
+
+
+def backoff_ceiling(channel: ChannelConfig, failures: int) -> float:
+    """Upper bound (seconds) of the retry delay after ``failures`` failed attempts."""
+    base = max(0.0, channel.backoff.total_seconds())
+    cap = max(0.0, channel.max_backoff.total_seconds())
+    return min(cap, base * 2.0 ** min(max(failures, 1) - 1, 64))
+
+
+__all__ = ["OutboxWorker", "Outcome", "backoff_ceiling"]

@@ -1,0 +1,143 @@
+"""The real daemon process: /ingest, email to a real SMTP server, SIGKILL, restart,
+SIGHUP with a bad rule file, SIGTERM drain."""
+
+from __future__ import annotations
+
+import signal
+import textwrap
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.daemon import DaemonProcess, free_port, wait_for
+from tests.timeline import steady
+
+pytestmark = pytest.mark.e2e
+TOKEN = "e2e-ingest-token-0123456789"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+
+def _config(tmp: Path, http_port: int, smtp_port: int) -> Path:
+    (tmp / "rules").mkdir()
+    (tmp / "config.yaml").write_text(textwrap.dedent(f"""\
+        state_dir: state
+        brands:
+          - name: Acme
+            handles: ["@acme"]
+            keywords: [acme]
+        channels:
+          - name: email
+            url: mailto://bm@127.0.0.1:{smtp_port}?from=bm@example.com&to=pr@example.com&mode=insecure
+            backoff: 0.5s
+            max_backoff: 1s
+            max_attempts: 1000
+          - name: file
+            url: jsonl://state/alerts.jsonl
+        http:
+          host: 127.0.0.1
+          port: {http_port}
+          ingest_token: ${{BM_E2E_TOKEN}}
+        sentiment:
+          packs: []
+        """))
+    (tmp / "rules" / "volume.yaml").write_text(textwrap.dedent("""\
+        rules:
+          - name: spike
+            signal: volume_spike
+            channels: [email, file]
+            notify_resolved: false
+            params: {bucket: 5m, min_count: 10, min_authors: 5}
+        """))
+    return tmp / "config.yaml"
+
+
+def _as_json(posts: list[Any]) -> list[dict[str, Any]]:
+    return [p.to_json() for p in posts]
+
+
+def test_burst_email_survives_sigkill_without_loss_or_duplicate(tmp_path: Path) -> None:
+    http_port, smtp_port = free_port(), free_port()
+    config = _config(tmp_path, http_port, smtp_port)
+    daemon = DaemonProcess(config, http_port, {"BM_E2E_TOKEN": TOKEN}).start()
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    try:
+        now = datetime.now(UTC)
+        history = steady(now - timedelta(days=2), 47.5, 8)
+        for i in range(0, len(history), 1000):
+            status, body = daemon.request("POST", "/ingest", _as_json(history[i:i + 1000]), TOKEN)
+            assert status == 202, body
+        # a burst of complaints from many accounts, while the SMTP server is down
+        burst = steady(now - timedelta(minutes=3), 0.05, 150, first_id=900_000, seed=9,
+                       texts=["@acme the app is down, cannot log in",
+                              "acme charged me twice?!"])
+        status, body = daemon.request("POST", "/ingest", _as_json(burst), TOKEN)
+        assert status == 202 and body["accepted"] == len(burst)
+        alerts_file = tmp_path / "state" / "alerts.jsonl"
+        wait_for(lambda: alerts_file.exists() and alerts_file.read_text().strip(), 30,
+                 "the alert in the JSONL channel")
+        daemon.kill()  # SIGKILL with the email still in the outbox
+
+        smtp.start()
+        daemon.start()  # restart: the outbox delivers what was pending
+        wait_for(lambda: inbox.messages, 30, "the alert email")
+        assert "spike" in inbox.subjects()[0] and "Acme" in inbox.subjects()[0]
+        body_text = inbox.messages[0].get_payload(decode=True)
+        assert body_text is None or b"mentions" in body_text or inbox.messages[0].is_multipart()
+
+        daemon.kill()  # a second crash after delivery
+        daemon.start()
+        status, body = daemon.request("POST", "/ingest", _as_json(burst), TOKEN)
+        assert status == 202 and body == {"accepted": 0, "duplicates": len(burst)}
+        status, health = daemon.request("GET", "/healthz")
+        assert status == 200 and health["outbox"].get("pending", 0) == 0
+        assert len(inbox.messages) == 1
+        assert len(alerts_file.read_text().strip().splitlines()) == 1
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.kill()
+        if smtp._thread is not None:
+            smtp.stop()
+
+
+def test_sighup_with_bad_rules_keeps_old_rules_and_sigterm_exits_0(tmp_path: Path) -> None:
+    http_port = free_port()
+    config = _config(tmp_path, http_port, free_port())
+    daemon = DaemonProcess(config, http_port, {"BM_E2E_TOKEN": TOKEN}).start()
+    try:
+        assert daemon.request("GET", "/healthz")[1]["rules"] == 1
+        (tmp_path / "rules" / "broken.yaml").write_text(
+            "rules:\n  - name: x\n    signal: nope\n    channels: [file]\n")
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: "reload rejected" in daemon.log_text(), 20, "the reload error")
+        assert "broken.yaml:3: rules[0].signal" in daemon.log_text()
+        assert daemon.request("GET", "/healthz")[1]["rules"] == 1
+        (tmp_path / "rules" / "broken.yaml").write_text(textwrap.dedent("""\
+            rules:
+              - name: vip
+                signal: influencer
+                channels: [file]
+            """))
+        daemon.signal(signal.SIGHUP)
+        wait_for(lambda: daemon.request("GET", "/healthz")[1]["rules"] == 2, 20, "the reload")
+        assert daemon.stop() == 0
+        assert "stopped" in daemon.log_text()
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.kill()
