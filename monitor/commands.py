@@ -26,9 +26,13 @@ TICK = timedelta(seconds=30)
 def check(config_path: Path) -> int:
     try:
         config, rules = load_all(config_path)
+        build_analyzer(config)
     except ConfigError as exc:
         for problem in exc.problems:
             sys.stdout.write(f"{problem}\n")
+        return 1
+    except BrandMonitorError as exc:  # e.g. a lexicon pack
+        sys.stdout.write(f"{exc}\n")
         return 1
     sys.stdout.write(f"{config_path}: ok: {len(config.brands)} brand(s), "
                      f"{len(config.sources)} source(s), {len(config.channels)} channel(s), "

@@ -89,8 +89,8 @@ def test_env_secret_is_expanded_and_masked(tmp_path: Path, monkeypatch: pytest.M
     logger = logging.getLogger("test.secret")
     handler = logging.StreamHandler()
     handler.addFilter(secrets.MaskingFilter())
-    record = logger.makeRecord("t", logging.INFO, "f", 1, "sending with %s", ("s3cr3t-token-value",),
-                               None)
+    record = logger.makeRecord("t", logging.INFO, "f", 1, "sending with %s",
+                               ("s3cr3t-token-value",), None)
     handler.filter(record)
     assert record.getMessage() == "sending with ***"
 

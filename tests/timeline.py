@@ -17,8 +17,9 @@ from monitor.store.sqlite import SqliteStore
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 
 
-def post(n: int, at: datetime, text: str = "flying with @acme today", *, author: str | None = None,
-         followers: int = 100, kind: str = "mention", source: str = "test") -> Post:
+def post(n: int, at: datetime, text: str = "flying with @acme today", *,
+         author: str | None = None, followers: int = 100, kind: str = "mention",
+         source: str = "test") -> Post:
     handle = author or f"user{n}"
     return Post(id=str(n), source=source, kind=kind,  # type: ignore[arg-type]
                 author=Author(id=handle, handle=handle, followers=followers),
@@ -26,9 +27,8 @@ def post(n: int, at: datetime, text: str = "flying with @acme today", *, author:
 
 
 def steady(start: datetime, hours: float, per_bucket: int, *, first_id: int = 0,
-           seed: int = 1, texts: Iterable[str] = ("flying with @acme today",
-                                                  "acme lounge is nice", "@acme what time is boarding")
-           ) -> list[Post]:
+           seed: int = 1, texts: Iterable[str] = ("flying with @acme today", "acme lounge is nice",
+                                                  "@acme what time is boarding")) -> list[Post]:
     """Ordinary traffic: ~per_bucket mentions per 5 minutes from many authors."""
     rng = random.Random(seed)
     options = list(texts)

@@ -201,7 +201,7 @@ def _bucket_posts(brand: BrandConfig, voice: text.BrandVoice, options: DemoOptio
             author = pool[rng.randrange(_REGULARS, len(pool))]
             out.append(_post(source, brand, "mention", author, text.storm_text(voice, rng),
                              bucket + timedelta(seconds=offset), f"s{n}"))
-        if bucket <= line.influencer_at < bucket + BUCKET:
+        if options.storm_duration and bucket <= line.influencer_at < bucket + BUCKET:
             handle, followers = text.INFLUENCER
             author = Author(id=f"demo-u-{handle}", handle=handle, followers=followers)
             out.append(_post(source, brand, "mention", author,
