@@ -262,7 +262,7 @@ async def test_console_writes_one_readable_block(capsys: pytest.CaptureFixture[s
 
 def test_render_explains_a_spike() -> None:
     title, body = render(make_alert())
-    assert title == "FIRING [CRITICAL] Acme: spike"
+    assert title == "FIRING [CRITICAL] Acme: spike - a mention spike: 340 mentions from 212 authors"
     assert "Acme: a mention spike: 340 mentions from 212 authors" in body
     assert "Observed 340 vs expected 41.25 (statistic 7.2, threshold 4)" in body
     assert "Window: 15-minute window from 2024-05-01T11:45:00+00:00" in body
@@ -281,15 +281,16 @@ def test_render_outbound_post_reasons_and_states() -> None:
         "reasons": ["link to a domain not on the allow-list: bad.example", "promo code"],
     })
     title, body = render(alert)
-    assert title == "FIRING [CRITICAL] Acme: outbound"
+    assert title.startswith("FIRING [CRITICAL] Acme: outbound - ")
     assert "Reasons:\n  - link to a domain not on the allow-list: bad.example\n  - promo code" \
         in body
     assert 'Post: @acme: "Use code FREE at http://bad.example" https://social.example/p/9' \
         in body
     reminder = render(replace(alert, title="Still firing: [CRITICAL] outbound: Acme"))[0]
     assert reminder.startswith("STILL FIRING [CRITICAL]")
-    cleared = render(replace(alert, state="resolved", severity="info", details={}))
-    assert cleared[0] == "RESOLVED - all clear [INFO] Acme: outbound"
+    cleared = render(replace(alert, state="resolved", severity="info", details={},
+                             summary="Acme: outbound post screening is quiet"))
+    assert cleared[0] == "RESOLVED - all clear [INFO] Acme: outbound - outbound post screening is quiet"
 
 
 def test_render_title_stays_sms_sized() -> None:

@@ -111,8 +111,8 @@ class FastVader:
     # -- public ------------------------------------------------------------------
     def polarity_scores(self, text: str) -> dict[str, float]:
         """Exactly ``SentimentIntensityAnalyzer().polarity_scores(text)``."""
-        _, n, positions, values, clean = self._analyse(text)
-        if not positions:
+        _, n, _, values, clean = self._analyse(text)
+        if not values:
             return _empty(n)
         return _score(values, n, clean)
 
@@ -123,6 +123,8 @@ class FastVader:
         caller may adjust the valences in between (the domain layer does).
         """
         lowers, n, positions, values, clean = self._analyse(text)
+        if positions is None:
+            positions = self._positions(lowers)
         sentiments = [0.0] * n
         for i, value in zip(positions, values, strict=True):
             sentiments[i] = value
@@ -136,35 +138,39 @@ class FastVader:
         return _score(values, len(sentiments), text)
 
     # -- pipeline ----------------------------------------------------------------
-    def _analyse(self, text: str) -> tuple[list[str], int, list[int], list[float], str]:
-        """Tokens, token count, positions of scored words, their final valences, text."""
+    def _positions(self, lowers: list[str]) -> list[int]:
+        scored = self._scored
+        return [i for i, low in enumerate(lowers) if low in scored]
+
+    def _analyse(self, text: str) -> tuple[list[str], int, list[int] | None, list[float], str]:
+        """Tokens, token count, positions of the non-zero valences (None: every scored
+        word's), the non-zero valences in token order, and the text as scored."""
         if not text.isascii() and not self._emoji_chars.isdisjoint(text):
             text = self._replace_emoji(text)
         text = text.strip()
         raw = text.split()
         lowers = list(map(self._tokens.__getitem__, raw))
         n = len(raw)
-        hits = self._scored.intersection(lowers)
-        if not hits:
-            return lowers, n, [], [], text
-        if sum(map(lowers.count, hits)) == len(hits):  # each scored word occurs once
-            positions = sorted(map(lowers.index, hits))
-        else:
-            positions = [i for i, low in enumerate(lowers) if low in hits]
         lexicon = self.lexicon
+        scored = self._scored
+        positions: list[int] | None = None
         if _MODIFIERS.isdisjoint(lowers) and ("'" not in text or "n't" not in text.lower()):
             # no word that any rule reacts to: each valence is the lexicon's (+ caps)
-            values = list(map(lexicon.__getitem__, map(lowers.__getitem__, positions)))
-            if any(map(str.isupper, map(raw.__getitem__, positions))):
-                upper = sum(map(str.isupper, raw))
-                if 0 < n - upper < n:
-                    for k, i in enumerate(positions):
-                        if raw[i].isupper():
-                            if values[k] > 0:
-                                values[k] += C_INCR
-                            else:
-                                values[k] -= C_INCR
+            values = [lexicon[low] for low in lowers if low in scored]
+            if not values:
+                return lowers, n, None, values, text
+            upper = sum(map(str.isupper, raw))
+            if upper and 0 < n - upper < n:
+                positions = self._positions(lowers)
+                for k, i in enumerate(positions):
+                    if raw[i].isupper():
+                        if values[k] > 0:
+                            values[k] += C_INCR
+                        else:
+                            values[k] -= C_INCR
             if 0.0 in values:  # only with a lexicon override of exactly 0
+                if positions is None:
+                    positions = self._positions(lowers)
                 positions = [i for i, v in zip(positions, values, strict=True) if v]
                 values = [v for v in values if v]
         else:
@@ -172,16 +178,17 @@ class FastVader:
             cap_diff = 0 < n - upper < n
             valence = self._valence
             values = []
-            kept = []
-            for i in positions:
+            positions = []
+            for i in self._positions(lowers):
                 if lowers[i] == "kind" and i < n - 1 and lowers[i + 1] == "of":
                     continue
                 value = valence(i, raw, lowers, cap_diff)
                 if value:
-                    kept.append(i)
+                    positions.append(i)
                     values.append(value)
-            positions = kept
         if values and "but" in lowers:
+            if positions is None:
+                positions = self._positions(lowers)
             _but_check(lowers.index("but"), positions, values)
         return lowers, n, positions, values, text
 
@@ -365,8 +372,23 @@ def _score(values: list[float], n: int, text: str) -> dict[str, float]:
         neg_sum -= punct
     total = pos_sum - neg_sum + neu_count
     return {
-        "neg": round((0.0 - neg_sum) / total, 3),
-        "neu": round(neu_count / total, 3),
-        "pos": round(pos_sum / total, 3),
-        "compound": round(compound, 4),
+        "neg": _round((0.0 - neg_sum) / total, 1000.0, 3),
+        "neu": _round(neu_count / total, 1000.0, 3),
+        "pos": _round(pos_sum / total, 1000.0, 3),
+        "compound": _round(compound, 10000.0, 4),
     }
+
+
+def _round(x: float, scale: float, ndigits: int) -> float:
+    """``round(x, ndigits)`` for |x| <= 1, exactly, without its decimal conversion.
+
+    x * scale is within 2e-12 of the exact product, so when it is not near a .5 tie
+    ``round`` of it is the correctly rounded integer r, and r / scale is then the
+    double nearest r * 10**-ndigits, which is what ``round(x, ndigits)`` returns.
+    Near ties and at zero (sign of -0.0) the built-in decides.
+    """
+    y = x * scale
+    r = round(y)
+    if r and -0.499 < y - r < 0.499:
+        return r / scale
+    return round(x, ndigits)

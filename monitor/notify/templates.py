@@ -42,8 +42,15 @@ def state_label(alert: Alert) -> str:
 
 
 def _title(alert: Alert) -> str:
-    head = f"{state_label(alert)} [{alert.severity.upper()}] {alert.brand}"
-    return _clip(f"{head}: {alert.rule}" if alert.rule else head, TITLE_MAX)
+    """``STATE [SEVERITY] brand: rule - summary``, clipped for SMS and pager screens."""
+    title = f"{state_label(alert)} [{alert.severity.upper()}] {alert.brand}"
+    if alert.rule:
+        title += f": {alert.rule}"
+    summary = " ".join(alert.summary.split())
+    summary = summary.removeprefix(f"{alert.brand}: ")
+    if summary:
+        title += f" - {summary}"
+    return _clip(title, TITLE_MAX)
 
 
 def _body(alert: Alert) -> str:

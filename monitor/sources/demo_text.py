@@ -19,7 +19,7 @@ from monitor.model import Author
 QUESTIONS = (
     "{b} what time does customer support open on weekends?",
     "{b} how do I change the email address on my account?",
-    "Does anyone know if {name} ships to {city}?",
+    "Does anyone know if {name} is available in {city}?",
     "{b} can I pause my subscription instead of cancelling?",
     "{b} is there a student discount?",
     "Quick question for {b}: do gift cards expire?",
@@ -27,10 +27,10 @@ QUESTIONS = (
     "Has anyone tried the new {name} premium plan? Worth it?",
     "{b} do you price match?",
     "{b} how long does a refund usually take to show up?",
-    "{b} is the {item} back in stock anytime soon?",
+    "{b} when does the new loyalty programme start?",
     "Any {name} folks here know how to turn on two-factor login?",
-    "{b} can I change my delivery address after ordering?",
-    "{b} do you have a store in {city}?",
+    "{b} can I change the name on a booking?",
+    "{b} do you have an office in {city}?",
     "Is the {name} app available on tablets?",
     "{b} are you open on the bank holiday?",
 )
@@ -39,7 +39,7 @@ PRAISE = (
     "Loving the new {name} update, everything feels so much faster",
     "{b} you are the best, thank you for the quick help today!",
     "Honestly {name} customer service is excellent. Great experience.",
-    "Got my {item} from {b} a day early. Impressed!",
+    "{b} sorted my booking change in {mins} minutes. Impressed!",
     "{b} thanks {agent}! Super friendly and helpful 💙",
     "Switched to {name} last month and I love it so far",
     "Big thanks to {b} for the refund, painless process",
@@ -49,10 +49,10 @@ PRAISE = (
     "{agent} at {b} went above and beyond today, thank you!",
 )
 NEUTRAL = (
-    "Just placed an order with {name}, let's see how it goes",
+    "Just booked with {name} for the first time, let's see how it goes",
     "{name} has a sale on this weekend apparently",
     "Reading about {name} opening a new store in {city}",
-    "Waiting for my {name} delivery like 👀",
+    "Waiting for my {name} confirmation email like 👀",
     "{b} new logo spotted on the high street",
     "Watching the {name} keynote stream now",
     "My sister works at {name} in {city}",
@@ -61,18 +61,18 @@ NEUTRAL = (
     "Setting up my new {name} account this evening",
     "Saw a {name} ad on the train this morning",
     "{b} just followed you for the deals",
-    "Picking up my {item} from {name} after work",
+    "Using my {name} points for the first time",
 )
 COMPLAINTS = (
-    "{b} my delivery is {days} days late, any update?",
+    "{b} still no reply to my email from {days} days ago, any update?",
     "Been on hold with {name} for {dur}. Not great.",
     "{b} the latest update moved the settings menu and I hate it",
     "Still waiting on my refund from {b}, it has been {days} weeks",
-    "{b} my {item} arrived damaged. Disappointed.",
+    "{b} my complaint was closed without an answer. Disappointed.",
     "{b} your chat bot is useless, I need a human",
     "Why is {name} so expensive now? Prices keep going up",
-    "{b} wrong size sent again, this is annoying",
-    "{b} the tracking link has not updated in {days} days",
+    "{b} a fee nobody mentioned at checkout, this is annoying",
+    "{b} the confirmation email never arrived, {days} days now",
     "Not impressed with {name} lately, quality has dropped",
 )
 _MENTION_TEMPLATES = (QUESTIONS, PRAISE, NEUTRAL, COMPLAINTS)
@@ -129,7 +129,7 @@ OUTBOUND = (
     "We're here 24/7: send us a DM if you need a hand with anything.",
     "Thanks to everyone who joined our community event 💙",
     "Tip: you can now manage your subscription right from the {name} app.",
-    "Our spring collection has landed. Which one is your favourite?",
+    "Something new is coming next week. Any guesses? 👀",
     "Have a great day, from all of us at {name}!",
     "We've made checkout faster: fewer steps, same great service.",
     "Reminder: our support team is online until 10pm tonight.",
@@ -142,13 +142,11 @@ OFFMESSAGE_WORD = "shit"
 
 CITIES = ("Leeds", "Austin", "Toronto", "Dublin", "Denver", "Glasgow", "Perth", "Boston",
           "Manchester", "Seattle", "Cork", "Auckland", "Bristol", "Phoenix")
-ITEMS = ("jacket", "headphones", "coffee machine", "phone case", "gift card",
-         "backpack", "desk lamp", "running shoes", "blender", "starter kit")
 AGENTS = ("Sam", "Priya", "Jordan", "Alex", "Mia", "Tom", "Aisha", "Luis", "Grace", "Ben")
 DURATIONS = ("an hour", "2 hours", "3 hours", "45 minutes", "90 minutes", "all morning",
              "half the day", "over an hour")
 
-_CHOICES = {"city": CITIES, "item": ITEMS, "agent": AGENTS, "dur": DURATIONS}
+_CHOICES = {"city": CITIES, "agent": AGENTS, "dur": DURATIONS}
 
 _FIRST = ("sarah", "mike", "jess", "tom", "priya", "dan", "emma", "chris", "aisha", "josh",
           "lucy", "omar", "kate", "ryan", "nina", "ben", "zoe", "liam", "maya", "sam", "leo",

@@ -1,0 +1,94 @@
+"""The CLI contract of DESIGN.md: replay, backtest, classify, screen, notify-test."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor import commands
+from monitor.cli import main
+from tests.conftest import ROOT, write_project
+from tests.test_engine import COMPLAINTS
+from tests.timeline import T0, post, steady
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, object]], extra: str = "") -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + extra)
+    return path
+
+
+def test_replay_writes_alerts_as_jsonl_and_skips_malformed(project: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    posts = steady(T0, 48, 8)
+    storm_at = T0 + timedelta(hours=48, minutes=1)
+    posts += [post(900_000 + i, storm_at + timedelta(seconds=2 * i), COMPLAINTS[i % 3],
+                   author=f"a{i}") for i in range(100)]
+    src = _write_jsonl(project.parent / "posts.jsonl", [p.to_json() for p in posts],
+                       extra='{"id": "broken"\nnot json\n{"id":"x","source":"s"}\n')
+    out = project.parent / "alerts.jsonl"
+    assert main(["replay", str(src), "-c", str(project), "--alerts-out", str(out)]) == 0
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    rules = [a["rule"] for a in alerts if a["state"] == "firing"]
+    assert rules.count("spike") == 1 and rules.count("negative") == 1
+    spike = next(a for a in alerts if a["rule"] == "spike")
+    assert spike["created_at"].startswith("2026-03-04T00:0")  # in event time
+    assert "skipped 3 malformed" in capsys.readouterr().err
+
+
+def test_backtest_prints_fired_bucket_timestamps(project: Path, tmp_path: Path) -> None:
+    series = tmp_path / "series"
+    series.mkdir()
+    lines = ["timestamp,value"]
+    for i in range(288 * 4):
+        at = T0 + timedelta(minutes=5 * i)
+        value = 200 if i == 288 * 3 + 100 else 20 + (i % 3)
+        lines.append(f"{at:%Y-%m-%d %H:%M:%S},{value}")
+    (series / "flat.csv").write_text("\n".join(lines) + "\n")
+    result = commands.backtest(project, [series], None)
+    spike_at = T0 + timedelta(minutes=5 * (288 * 3 + 100))
+    assert result == {"flat.csv": [f"{spike_at:%Y-%m-%d %H:%M:%S}"]}
+
+
+def test_backtest_names_a_missing_rule(project: Path) -> None:
+    assert main(["backtest", "--series", str(project.parent), "--rule", "nope", "--json",
+                 "-c", str(project)]) == 2
+
+
+def test_classify_and_screen_read_and_write_jsonl(project: Path) -> None:
+    out = io.StringIO()
+    stdin = io.StringIO('{"id": 1, "text": "@acme you are the worst, awful service"}\n'
+                        '{"id": 2, "text": "love it, thanks!"}\n')
+    assert commands.classify(project, stdin, out) == 0
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["id"], r["label"]) for r in rows] == [(1, "negative"), (2, "positive")]
+    out = io.StringIO()
+    stdin = io.StringIO('{"id": "a", "text": "Our spring sale starts today!"}\n'
+                        '{"id": "b", "text": "what a sh1t day, visit http://evil.example/x"}\n'
+                        'oops\n')
+    assert commands.screen(project, stdin, out) == 1  # one malformed line
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert rows[0] == {"id": "a", "flagged": False, "severity": None, "reasons": []}
+    assert rows[1]["flagged"] and rows[1]["severity"] == "critical"
+    assert any("evil.example" in r for r in rows[1]["reasons"])
+
+
+def test_notify_test_sends_through_each_channel(tmp_path: Path) -> None:
+    config = write_project(tmp_path)
+    assert main(["notify-test", "-c", str(config)]) == 0
+    line = json.loads((tmp_path / "state" / "alerts.jsonl").read_text().splitlines()[0])
+    assert line["rule"] == "notify-test"
+    assert main(["notify-test", "-c", str(config), "--channel", "nope"]) == 2
+
+
+def test_python_dash_m_and_console_script_agree(project: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "monitor", "check", "-c", str(project)],
+                            capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "ok: 1 brand(s)" in result.stdout
