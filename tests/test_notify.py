@@ -124,7 +124,7 @@ async def test_email_is_delivered_through_a_real_smtp_server(
     assert box.logins == ["alerts"]
     assert len(box.messages) == 1
     message = box.messages[0]
-    title, body = render(make_alert())
+    title, _ = render(make_alert())
     assert message["Subject"] == title
     assert message["From"] == "bm@example.com" and message["To"] == "pr@example.com"
     assert "FIRING [CRITICAL] Acme" in message["Subject"]
@@ -290,7 +290,8 @@ def test_render_outbound_post_reasons_and_states() -> None:
     assert reminder.startswith("STILL FIRING [CRITICAL]")
     cleared = render(replace(alert, state="resolved", severity="info", details={},
                              summary="Acme: outbound post screening is quiet"))
-    assert cleared[0] == "RESOLVED - all clear [INFO] Acme: outbound - outbound post screening is quiet"
+    assert cleared[0] == ("RESOLVED - all clear [INFO] Acme: outbound - "
+                          "outbound post screening is quiet")
 
 
 def test_render_title_stays_sms_sized() -> None:
@@ -305,7 +306,8 @@ def test_render_tolerates_wrong_types_in_details(caplog: pytest.LogCaptureFixtur
                "window": None, "reasons": "x", "post": "y", "distinct_authors": True}
     with caplog.at_level(logging.ERROR):
         title, body = render(make_alert(details=details))
-    assert "Observed 12\n" in body + "\n" and "could not be shown" not in body
+    assert title.startswith("FIRING [CRITICAL] Acme: spike - ")
+    assert "Observed 12" in body.splitlines() and "could not be shown" not in body
     assert "Top terms" not in body and "Sentiment" not in body
     assert not caplog.records
 

@@ -17,8 +17,8 @@ from monitor.config.schema import ChannelConfig
 from monitor.errors import DeliveryError
 from monitor.metrics import Metrics
 from monitor.model import Alert
-from monitor.notify.channels import Notifier, build_notifier
-from monitor.notify.outbox import OutboxWorker, backoff_ceiling
+from monitor.notify.channels import AppriseNotifier, Notifier, build_notifier
+from monitor.notify.outbox import MAX_WAIT, POLL, OutboxWorker, backoff_ceiling
 from monitor.store.sqlite import SqliteStore
 from tests.test_notify import free_port, mail_url, start_smtp
 
@@ -239,22 +239,37 @@ async def test_alerts_stay_in_order_per_channel_while_others_flow(store: SqliteS
     assert store.outbox_counts() == {"sent": 6}
 
 
+class CountingWorker(OutboxWorker):
+    passes = 0
+
+    async def run_once(self) -> int:
+        self.passes += 1
+        return await super().run_once()
+
+
 async def test_run_loop_sleeps_until_the_retry_is_due_and_cancels_cleanly(
         store: SqliteStore) -> None:
-    # real (wall) time here: the loop must wake up by itself when the retry is due
+    # real (wall) time here: the loop must wake up by itself when the retry is due.
+    # a2 is due at once but waits behind a1, so the store's next_due() is in the past:
+    # the loop must neither spin on it nor fall back to its slow POLL re-check.
     config = channel("pager", backoff=timedelta(milliseconds=50),
                      max_backoff=timedelta(milliseconds=50))
     pager = FlakyNotifier("pager", failures=2)
-    w = OutboxWorker(store, {"pager": pager}, {"pager": config}, WallClock(), Metrics(),
-                     random.Random(3))
+    w = CountingWorker(store, {"pager": pager}, {"pager": config}, WallClock(), Metrics(),
+                       random.Random(3))
     wake = asyncio.Event()
     task = asyncio.create_task(w.run(wake))
     try:
         await asyncio.sleep(0)  # the loop starts with an empty outbox and sleeps
-        store.add_alert(alert("a1", "pager", at=datetime.now(UTC)))
+        now = datetime.now(UTC)
+        store.add_alert(alert("a1", "pager", at=now))
+        store.add_alert(alert("a2", "pager", at=now))
         wake.set()
-        await asyncio.wait_for(pager.arrived.wait(), timeout=5)
-        assert pager.attempts == ["a1", "a1", "a1"] and pager.delivered == ["a1"]
+        while pager.delivered != ["a1", "a2"]:
+            pager.arrived.clear()
+            await asyncio.wait_for(pager.arrived.wait(), timeout=POLL.total_seconds() / 2)
+        assert pager.attempts == ["a1", "a1", "a1", "a2"]
+        assert w.passes < 10
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -287,9 +302,10 @@ async def test_email_is_delivered_once_after_the_smtp_server_comes_back(
     config = ChannelConfig(name="email", url=mail_url(port), backoff=timedelta(seconds=30),
                            max_backoff=timedelta(minutes=5))
     notifier = build_notifier(config, tmp_path)
+    assert isinstance(notifier, AppriseNotifier)
     # apprise spaces emails to one server 5.5 s apart (real time, in its worker thread);
     # switch that off here so the retry does not sleep
-    for service in notifier.apprise:  # type: ignore[attr-defined]
+    for service in notifier.apprise:
         service.request_rate_per_sec = 0
     clock, metrics = ManualClock(T0), Metrics()
     w = OutboxWorker(store, {"email": notifier}, {"email": config}, clock, metrics,
@@ -310,3 +326,28 @@ async def test_email_is_delivered_once_after_the_smtp_server_comes_back(
     assert store.outbox_counts() == {"sent": 1}
     assert sample(metrics, "brandmon_deliveries_total", channel="email", result="retry") == 1
     assert sample(metrics, "brandmon_deliveries_total", channel="email", result="sent") == 1
+
+
+async def test_sleep_after_a_pass_follows_the_next_due_time(store: SqliteStore) -> None:
+    clock = ManualClock(T0)
+    pager = FlakyNotifier("pager", failures=1)
+    configs = [channel("pager", backoff=timedelta(seconds=30),
+                       max_backoff=timedelta(seconds=30))]
+    w = worker(store, clock, [pager], configs, TopOfRange())
+    await w.run_once()
+    assert w.seconds_until_next() == MAX_WAIT  # idle: only the safety-net re-check
+    store.add_alert(alert("a1", "pager"))
+    store.add_alert(alert("a2", "pager"))
+    await w.run_once()
+    # a2 is overdue in the store but waits behind a1, whose retry time is known
+    assert w.seconds_until_next() == 30.0
+    # after a restart that time is unknown: re-check the store after POLL, never spin
+    restarted = worker(store, clock, [pager], configs)
+    await restarted.run_once()
+    assert restarted.seconds_until_next() == POLL.total_seconds()
+    clock.advance(timedelta(seconds=30))
+    assert await restarted.run_once() == 2
+    # an outbox row whose alert is missing is never due for delivery: no busy loop
+    store.enqueue("no-such-alert", "pager", clock.now())
+    await restarted.run_once()
+    assert restarted.seconds_until_next() == POLL.total_seconds()

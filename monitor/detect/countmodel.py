@@ -68,7 +68,7 @@ from typing import Any
 
 from monitor.clock import utc
 from monitor.detect.countmodel_stats import TailCalibrator, nb_quantile_hi, nb_surprise
-from monitor.detect.seasonal import SeasonalBaseline
+from monitor.detect.seasonal import SeasonalProfile
 
 Sensitivity = str | float
 SENSITIVITY_RATES: dict[str, float] = {"low": 0.001, "medium": 0.01, "high": 0.1}
@@ -104,21 +104,24 @@ class CountModelParams:
     sensitivity: Sensitivity = "medium"
     min_count: int = 0
     scales: tuple[int, ...] = (1, 3, 12)
-    level_drift_per_day: float = 0.3
-    daily_halflife_days: float = 7.0
-    weekly_halflife_days: float = 28.0
-    shape_prior_var: float = 0.09
+    profile_days: int = 7
+    smooth_buckets: int = 2
+    shape_prior_var: float = 0.25
     dispersion_halflife_days: float = 3.0
     prior_dispersion: float = 0.25
     calibration_halflife_days: float = 28.0
     winsor_z: float = 3.0
+    pseudo_count: float = 1.0
+    cap_sums: bool = False
     warmup_buckets: int = 12
     calm_surprise: float = 2.0
     calm_buckets: int = 6
 
     def __post_init__(self) -> None:
-        if self.bucket_seconds <= 0:
-            raise ValueError("bucket_seconds must be positive")
+        if self.bucket_seconds <= 0 or 86400 % self.bucket_seconds:
+            raise ValueError("bucket_seconds must divide a day")
+        if self.profile_days < 1:
+            raise ValueError("profile_days must be at least 1")
         if not self.scales or min(self.scales) < 1 or list(self.scales) != sorted(set(self.scales)):
             raise ValueError("scales must be increasing positive bucket counts")
         sensitivity_rate(self.sensitivity)
@@ -187,39 +190,33 @@ class CountModel:
         per_day = params.buckets_per_day
         self._threshold = params.threshold
         self._decay = 0.5 ** (1.0 / (params.dispersion_halflife_days * per_day))
-        self._base = SeasonalBaseline(
-            buckets_per_day=per_day,
-            drift_var=params.level_drift_per_day ** 2 / per_day,
-            daily_halflife_days=params.daily_halflife_days,
-            weekly_halflife_days=params.weekly_halflife_days,
+        self._base = SeasonalProfile(
+            slots_per_day=86400 // params.bucket_seconds,
+            days=params.profile_days,
+            smooth=params.smooth_buckets,
             shape_prior_var=params.shape_prior_var,
         )
         self._disp = [_Dispersion() for _ in params.scales]
         self._calib = [TailCalibrator() for _ in params.scales]
         self._calib_decay = 0.5 ** (1.0 / (params.calibration_halflife_days * per_day))
-        self._cache: tuple[int, float, list[float]] | None = None
-        self._history: deque[tuple[int, float, float]] = deque(maxlen=max(params.scales))
+        self._cache: tuple[int, float, list[tuple[float, float]]] | None = None
+        self._mu_cache: tuple[int, float, float] | None = None
+        self._history: deque[tuple[int, float, float, float]] = deque(maxlen=max(params.scales))
         self._active = False
         self._calm = 0
         self._pending_resolve = False
 
     # -- time ---------------------------------------------------------------------------
-    def _locate(self, when: datetime) -> tuple[int, float, int]:
-        t = utc(when)
-        seconds = (t - _EPOCH).total_seconds()
-        bucket = math.floor(seconds / self.params.bucket_seconds)
-        mid = t.hour + t.minute / 60.0 + t.second / 3600.0 + self.params.bucket_seconds / 7200.0
-        weekday = t.weekday()
-        if mid >= 24.0:
-            mid -= 24.0
-            weekday = (weekday + 1) % 7
-        return bucket, mid, weekday
+    def _locate(self, when: datetime) -> int:
+        """The bucket number (since the epoch, UTC) that ``when`` falls in."""
+        seconds = (utc(when) - _EPOCH).total_seconds()
+        return math.floor(seconds / self.params.bucket_seconds)
 
     # -- scoring ------------------------------------------------------------------------
-    def _window_sums(self, bucket: int) -> list[tuple[float, float, int]]:
-        """(observed, expected, buckets seen) over the closed part of each scale's window."""
-        sums: list[tuple[float, float, int]] = []
-        obs = exp = 0.0
+    def _window_sums(self, bucket: int) -> list[tuple[float, float, float, int]]:
+        """(observed, capped observed, expected, buckets seen) over each scale's closed part."""
+        sums: list[tuple[float, float, float, int]] = []
+        obs = cap = exp = 0.0
         seen = 0
         entries = reversed(self._history)
         entry = next(entries, None)
@@ -228,36 +225,50 @@ class CountModel:
             while entry is not None and entry[0] > low:
                 if entry[0] < bucket:
                     obs += entry[1]
-                    exp += entry[2]
+                    cap += entry[2]
+                    exp += entry[3]
                     seen += 1
                 entry = next(entries, None)
-            sums.append((obs, exp, seen))
+            sums.append((obs, cap, exp, seen))
         return sums
 
     def _raw(self, bucket: int, count: float, mu: float, extra: float,
-             fraction: float) -> list[float]:
-        """Uncalibrated surprise of ``count`` (running share ``fraction``) at every scale."""
-        prior = self.params.prior_dispersion
+             fraction: float) -> list[tuple[float, float]]:
+        """(count-model surprise, shrunk log rate ratio) of ``count`` at every scale."""
+        p = self.params
         expected = mu * fraction
         capped = min(count, self._cap(expected, extra))
-        raws: list[float] = []
-        for scale, (obs, exp, _), disp in zip(self.params.scales, self._window_sums(bucket),
-                                              self._disp, strict=True):
-            current = count if scale == 1 else capped
-            raws.append(nb_surprise(obs + current, exp + expected, disp.value(prior) + extra))
-        return raws
+        out: list[tuple[float, float]] = []
+        for scale, (obs, cap, exp, seen), disp in zip(p.scales, self._window_sums(bucket),
+                                                      self._disp, strict=True):
+            if scale == 1 or not p.cap_sums:
+                total = obs + count
+            else:
+                total = cap + capped
+            mean = exp + expected
+            shrink = p.pseudo_count * (seen + fraction)
+            nb = nb_surprise(total, mean, disp.value(p.prior_dispersion) + extra)
+            out.append((nb, math.log((total + shrink) / (mean + shrink))))
+        return out
 
     def _cap(self, mu: float, extra: float) -> float:
         """Winsorising bound of one bucket: ``winsor_z`` standard deviations above ``mu``."""
         alpha = self._disp[0].value(self.params.prior_dispersion) + extra
         return nb_quantile_hi(mu, alpha, self.params.winsor_z)
 
-    def _statistic(self, raws: list[float]) -> float:
-        return max(c.calibrated(r) for c, r in zip(self._calib, raws, strict=True))
+    def _statistic(self, raws: list[tuple[float, float]]) -> float:
+        """Largest over scales of min(count-model surprise, calibrated effect-size surprise)."""
+        return max(min(nb, calib.surprise(z))
+                   for calib, (nb, z) in zip(self._calib, raws, strict=True))
 
-    def _expect(self, bucket: int, hour: float, weekday: int) -> tuple[float, float]:
-        mu, extra = self._base.expected(bucket, hour, weekday)
-        return max(mu, 1e-6), extra
+    def _expect(self, bucket: int) -> tuple[float, float]:
+        cached = self._mu_cache
+        if cached is not None and cached[0] == bucket:
+            return cached[1], cached[2]
+        mu, extra = self._base.expected(bucket)
+        mu = max(mu, 1e-3)
+        self._mu_cache = (bucket, mu, extra)
+        return mu, extra
 
     @property
     def warm(self) -> bool:
@@ -270,11 +281,11 @@ class CountModel:
         per episode.
         """
         fraction = min(max(fraction, 1e-3), 1.0)
-        bucket, hour, weekday = self._locate(bucket_start)
+        bucket = self._locate(bucket_start)
         warm = self.warm
         if self._base.n_learned == 0:
             return Verdict(False, self._active, False, count, 0.0, 0.0, self._threshold, False)
-        mu, extra = self._expect(bucket, hour, weekday)
+        mu, extra = self._expect(bucket)
         raws = self._raw(bucket, count, mu, extra, fraction)
         if fraction >= 1.0:
             self._cache = (bucket, count, raws)
@@ -295,15 +306,15 @@ class CountModel:
     def learn(self, bucket_start: datetime, count: float) -> None:
         """Let a closed bucket enter the baseline (missing buckets are simply never learned)."""
         p = self.params
-        bucket, hour, weekday = self._locate(bucket_start)
+        bucket = self._locate(bucket_start)
         if self._history and bucket <= self._history[-1][0]:
             return  # already learned (or out of order): the baseline only moves forward
         count = max(float(count), 0.0)
         if self._base.n_learned == 0:
-            self._base.learn(bucket, hour, weekday, count, 1.0)
-            self._history.append((bucket, count, count))
+            self._base.learn(bucket, count)
+            self._history.append((bucket, count, count, count))
             return
-        mu, extra = self._expect(bucket, hour, weekday)
+        mu, extra = self._expect(bucket)
         cached = self._cache
         if cached is not None and cached[0] == bucket and cached[1] == count:
             raws = cached[2]
@@ -312,26 +323,29 @@ class CountModel:
         self._cache = None
         hi = self._cap(mu, extra)
         clipped = min(max(count, 2.0 * mu - hi), hi)
+        self._history.append((bucket, count, min(count, hi), mu))
+        self._base.learn(bucket, clipped)
+        self._mu_cache = None
         if self._active:
             self._calm = self._calm + 1 if self._statistic(raws) < p.calm_surprise else 0
             self._pending_resolve = self._calm >= p.calm_buckets
-            self._history.append((bucket, min(count, hi), mu))
-            return  # an episode's buckets are outliers: the level's variance grows instead
-        for calib, raw in zip(self._calib, raws, strict=True):
-            calib.observe(raw, calib.raw_for(self._threshold), self._calib_decay)
+            return  # an episode's buckets teach neither dispersion nor calibration
+        for calib, (_, z) in zip(self._calib, raws, strict=True):
+            calib.observe(z, self._calib_decay)
         self._update_dispersion(bucket, count, min(count, hi), mu, extra)
-        self._history.append((bucket, min(count, hi), mu))
-        noise_var = self._disp[0].value(p.prior_dispersion) + 1.0 / max(mu, 1e-3)
-        self._base.learn(bucket, hour, weekday, max(clipped, 0.0), noise_var)
 
     def _update_dispersion(self, bucket: int, count: float, capped: float, mu: float,
                            extra: float) -> None:
         prior = self.params.prior_dispersion
         sums = self._window_sums(bucket)
-        for scale, disp, (obs, exp, seen) in zip(self.params.scales, self._disp, sums, strict=True):
+        for scale, disp, (obs, cap, exp, seen) in zip(self.params.scales, self._disp, sums,
+                                                      strict=True):
             if seen + 1 < scale:
                 continue  # a gap inside the window: skip rather than mix scales
-            observed = obs + (count if scale == 1 else capped)
+            if scale == 1 or not self.params.cap_sums:
+                observed = obs + count
+            else:
+                observed = cap + capped
             expected = exp + mu
             alpha = disp.value(prior)
             var = expected + (alpha + extra) * expected * expected
@@ -373,8 +387,8 @@ class CountModel:
             disp.num, disp.den = float(num), float(den)
         for calib, values in zip(model._calib, state["calibration"], strict=True):
             calib.load_state(values)
-        for b, obs, exp in state["history"]:
-            model._history.append((int(b), float(obs), float(exp)))
+        for b, obs, cap, exp in state["history"]:
+            model._history.append((int(b), float(obs), float(cap), float(exp)))
         model._active = bool(state["active"])
         model._calm = int(state["calm"])
         model._pending_resolve = bool(state["pending_resolve"])

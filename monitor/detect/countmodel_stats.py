@@ -14,7 +14,7 @@ continued fractions (Lentz), which also accept a non-integer ``x``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _EPS = 1e-15
 _TINY = 1e-300
@@ -124,64 +124,88 @@ def nb_quantile_hi(mu: float, alpha: float, z: float) -> float:
 
 @dataclass(slots=True)
 class TailCalibrator:
-    """Peaks-over-threshold calibration of a surprise statistic (SPOT-style EVT).
+    """Empirical tail of an effect-size statistic with an exponential (EVT) extrapolation.
 
-    Real mention counts have heavier tails than any fitted count model (retweet
-    cascades, bots), so a nominal ``-log10 p`` overstates how rare a bucket is.  This
-    keeps an exponentially weighted record of how often the raw surprise exceeds
-    ``base`` and by how much (excesses are exponential with mean ``1/ln 10`` when the
-    model is exact), and maps a raw surprise ``s`` to the *calibrated* one
-    ``-log10(rate_base * exp(-(s - base) / beta))``.  The prior (``prior_weight``
-    pseudo-exceedances) is the exact model, so a young series is judged on the model
-    alone; excesses are censored at ``cap`` (the alert threshold) so that alerts
-    themselves do not teach the detector to ignore them.
+    Real mention counts have heavier tails than any count model (retweet cascades,
+    bots, news), and how heavy differs from brand to brand.  The calibrator keeps an
+    exponentially weighted histogram of a statistic ``z`` (a shrunk log rate ratio,
+    whose excesses over a high quantile are close to exponential on real series) and
+    maps a value to ``-log10`` of its estimated exceedance probability: empirical up
+    to the ``1 - tail_share`` quantile ``u``, beyond it peaks-over-threshold with an
+    exponential tail, ``P(Z > z) = tail_share * exp(-(z - u) / beta)``, whose mean
+    excess ``beta`` is shrunk toward ``prior_beta`` by ``prior_weight`` pseudo-excesses.
+    Until ``min_weight`` samples have been seen it knows nothing and returns ``inf``.
     """
 
-    base: float = 2.0
-    prior_weight: float = 10.0
-    n: float = 0.0
-    exceed: float = 0.0
-    uncensored: float = 0.0
-    excess: float = 0.0
+    width: float = 0.05
+    bins: int = 200
+    tail_share: float = 0.02
+    prior_beta: float = 0.5
+    prior_weight: float = 5.0
+    min_weight: float = 288.0
+    counts: list[float] = field(default_factory=list)
+    gain: float = 1.0
+    total: float = 0.0
+    _fit: tuple[float, float, list[float]] | None = None
+    _stale: int = 0
 
-    def _rate_beta(self) -> tuple[float, float]:
-        k = self.prior_weight
-        rate = (self.exceed + k) / (self.n + k * 10.0 ** self.base)
-        beta = (self.excess + k / _LN10) / (self.uncensored + k)
-        return rate, beta
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0.0] * self.bins
 
-    def calibrated(self, surprise: float) -> float:
-        """Calibrated ``-log10`` exceedance probability of a raw surprise."""
-        rate, beta = self._rate_beta()
-        head = -math.log10(min(rate, 1.0))
-        if surprise <= self.base:
-            return surprise * head / self.base
-        return head + (surprise - self.base) / (beta * _LN10)
+    def observe(self, z: float, decay: float) -> None:
+        """Add one sample; older samples lose weight by ``decay`` per sample."""
+        self.gain /= decay
+        if self.gain > 1e200:
+            self.counts = [c / self.gain for c in self.counts]
+            self.total /= self.gain
+            self.gain = 1.0
+        i = min(max(int(z / self.width), 0), self.bins - 1)
+        self.counts[i] += self.gain
+        self.total += self.gain
+        self._stale += 1
+        if self._stale >= 12:
+            self._fit = None
 
-    def observe(self, surprise: float, cap: float, decay: float) -> None:
-        """Record one raw surprise; excess above ``cap`` is censored."""
-        self.n = decay * self.n + 1.0
-        self.exceed *= decay
-        self.uncensored *= decay
-        self.excess *= decay
-        if surprise > self.base:
-            self.exceed += 1.0
-            if surprise < cap:
-                self.uncensored += 1.0
-                self.excess += surprise - self.base
-            else:
-                self.excess += max(cap - self.base, 0.0)
+    @property
+    def weight(self) -> float:
+        """Effective number of samples."""
+        return self.total / self.gain
 
-    def raw_for(self, calibrated: float) -> float:
-        """The raw surprise whose calibrated value is ``calibrated`` (inverse of ``calibrated``)."""
-        rate, beta = self._rate_beta()
-        head = -math.log10(min(rate, 1.0))
-        if calibrated <= head:
-            return calibrated * self.base / head if head > 0 else self.base
-        return self.base + (calibrated - head) * beta * _LN10
+    def _refit(self) -> tuple[float, float, list[float]]:
+        """(u, beta, survival share above each bin's lower edge)."""
+        surv = [0.0] * (self.bins + 1)
+        acc = 0.0
+        for i in range(self.bins - 1, -1, -1):
+            acc += self.counts[i]
+            surv[i] = acc / self.total
+        u_bin = next((i for i in range(self.bins) if surv[i] <= self.tail_share), self.bins - 1)
+        u = u_bin * self.width
+        excess = sum(self.counts[i] * ((i + 0.5) * self.width - u)
+                     for i in range(u_bin, self.bins)) / self.gain
+        n_exc = surv[u_bin] * self.weight
+        beta = (excess + self.prior_weight * self.prior_beta) / (n_exc + self.prior_weight)
+        self._fit = (u, max(beta, self.width), surv)
+        self._stale = 0
+        return self._fit
+
+    def surprise(self, z: float) -> float:
+        """Calibrated ``-log10 P(Z >= z)``; ``inf`` while too few samples were seen."""
+        if self.total <= 0.0 or self.weight < self.min_weight:
+            return math.inf
+        u, beta, surv = self._fit or self._refit()
+        if z > u:
+            share = surv[int(u / self.width + 0.5)]
+            return -math.log10(max(share, 1e-12)) + (z - u) / (beta * _LN10)
+        i = min(max(int(z / self.width), 0), self.bins - 1)
+        return -math.log10(max(surv[i], 1e-12))
 
     def to_state(self) -> list[float]:
-        return [self.n, self.exceed, self.uncensored, self.excess]
+        return [c / self.gain for c in self.counts]
 
     def load_state(self, values: list[float]) -> None:
-        self.n, self.exceed, self.uncensored, self.excess = (float(v) for v in values)
+        counts = [float(v) for v in values]
+        if len(counts) != self.bins or any(not math.isfinite(c) or c < 0 for c in counts):
+            raise ValueError("bad calibration histogram in state")
+        self.counts, self.gain, self.total = counts, 1.0, sum(counts)
+        self._fit = None

@@ -61,13 +61,18 @@ class SentimentAnalyzer:
                 removals.add(word)
                 overrides.pop(word, None)
             for word, valence in pack.words.items():
-                overrides[word] = valence
-                removals.discard(word)
+                if valence == 0.0:  # 0 means "no sentiment": not a lexicon word at all
+                    removals.add(word)
+                    overrides.pop(word, None)
+                else:
+                    overrides[word] = valence
+                    removals.discard(word)
             phrases.update(pack.phrases)
         self._phrase_re: re.Pattern[str] | None = None
         if phrases:
             for phrase, valence in phrases.items():
-                overrides[phrase.replace(" ", "_")] = valence
+                if valence != 0.0:  # a 0 phrase is only joined, hiding its words
+                    overrides[phrase.replace(" ", "_")] = valence
             alternatives = sorted(phrases, key=len, reverse=True)
             self._phrase_re = re.compile(
                 r"(?<![\w'])(?:" + "|".join(

@@ -177,12 +177,13 @@ class FastVader:
             upper = sum(map(str.isupper, raw))
             cap_diff = 0 < n - upper < n
             valence = self._valence
+            no_nt = "'" not in text or "n't" not in text.lower()
             values = []
             positions = []
             for i in self._positions(lowers):
                 if lowers[i] == "kind" and i < n - 1 and lowers[i + 1] == "of":
                     continue
-                value = valence(i, raw, lowers, cap_diff)
+                value = valence(i, raw, lowers, cap_diff, no_nt)
                 if value:
                     positions.append(i)
                     values.append(value)
@@ -209,7 +210,8 @@ class FastVader:
                 prev_space = ch == " "
         return "".join(parts)
 
-    def _valence(self, i: int, raw: list[str], lowers: list[str], cap_diff: bool) -> float:
+    def _valence(self, i: int, raw: list[str], lowers: list[str], cap_diff: bool,
+                 no_nt: bool) -> float:
         """vaderSentiment's sentiment_valence for a scored word at position i.
 
         The three look-back steps (booster, negation, idioms) are unrolled; a step is
@@ -218,6 +220,15 @@ class FastVader:
         lexicon = self.lexicon
         low = lowers[i]
         valence = lexicon[low]
+        if _MODIFIERS.isdisjoint(lowers[i - 3 if i > 3 else 0:i + 3]) and (
+                no_nt or not any("n't" in w for w in lowers[i - 3 if i > 3 else 0:i])):
+            # no rule word within reach (idioms look 3 back and 2 ahead): caps only
+            if cap_diff and raw[i].isupper():
+                if valence > 0:
+                    valence += C_INCR
+                else:
+                    valence -= C_INCR
+            return valence
         p1 = lowers[i - 1] if i > 0 else None
         p2 = lowers[i - 2] if i > 1 else None
         p3 = lowers[i - 3] if i > 2 else None
@@ -371,24 +382,23 @@ def _score(values: list[float], n: int, text: str) -> dict[str, float]:
     elif pos_sum < -neg_sum:
         neg_sum -= punct
     total = pos_sum - neg_sum + neu_count
-    return {
-        "neg": _round((0.0 - neg_sum) / total, 1000.0, 3),
-        "neu": _round(neu_count / total, 1000.0, 3),
-        "pos": _round(pos_sum / total, 1000.0, 3),
-        "compound": _round(compound, 10000.0, 4),
-    }
-
-
-def _round(x: float, scale: float, ndigits: int) -> float:
-    """``round(x, ndigits)`` for |x| <= 1, exactly, without its decimal conversion.
-
-    x * scale is within 2e-12 of the exact product, so when it is not near a .5 tie
-    ``round`` of it is the correctly rounded integer r, and r / scale is then the
-    double nearest r * 10**-ndigits, which is what ``round(x, ndigits)`` returns.
-    Near ties and at zero (sign of -0.0) the built-in decides.
-    """
-    y = x * scale
+    # round(x, k) without its decimal conversion, exactly (all |x| <= 1): x * 10**k is
+    # within 2e-12 of the exact product, so away from a .5 tie round() of it is the
+    # correctly rounded integer r, and r / 10**k is the double nearest r * 10**-k,
+    # which is what round(x, k) returns. Ties and zero (sign of -0.0) use round().
+    neg = (0.0 - neg_sum) / total
+    y = neg * 1000.0
     r = round(y)
-    if r and -0.499 < y - r < 0.499:
-        return r / scale
-    return round(x, ndigits)
+    neg = r / 1000.0 if r and -0.499 < y - r < 0.499 else round(neg, 3)
+    neu = neu_count / total
+    y = neu * 1000.0
+    r = round(y)
+    neu = r / 1000.0 if r and -0.499 < y - r < 0.499 else round(neu, 3)
+    pos = pos_sum / total
+    y = pos * 1000.0
+    r = round(y)
+    pos = r / 1000.0 if r and -0.499 < y - r < 0.499 else round(pos, 3)
+    y = compound * 10000.0
+    r = round(y)
+    compound = r / 10000.0 if r and -0.499 < y - r < 0.499 else round(compound, 4)
+    return {"neg": neg, "neu": neu, "pos": pos, "compound": compound}

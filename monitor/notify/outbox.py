@@ -64,8 +64,8 @@ class OutboxWorker:
         self.metrics = metrics
         self.rng = rng or random.Random()
         self.send_timeout = send_timeout
-        # channel -> when its oldest pending item (which failed here) is retried
-        self._held: dict[str, datetime] = {}
+        # channel -> (id, retry time) of its oldest pending item, when it failed here
+        self._held: dict[str, tuple[int, datetime]] = {}
         # earliest time a channel blocked behind a not-yet-due item may move again
         self._hint: datetime | None = None
 
@@ -83,14 +83,14 @@ class OutboxWorker:
         """Deliver every item that is due now; return how many were delivered."""
         delivered = 0
         stalled: set[str] = set()   # channels that had a retry during this call
-        waiting: set[str] = set()   # channels with a due item behind a not-yet-due one
+        waiting: dict[str, int] = {}  # channel -> its not-yet-due item that due ones wait for
         while True:
             now = self.clock.now()
             due = {item.id for item in self.store.due(now, limit=SCAN_LIMIT)}
             if not due:
                 break
             runs, blocked = self._runs(due, stalled)
-            waiting |= blocked
+            waiting.update(blocked)
             if not runs:
                 break
             results = await asyncio.gather(*(self._deliver_run(items) for items in runs.values()),
@@ -108,12 +108,12 @@ class OutboxWorker:
             if errors:
                 self._update_gauge()
                 raise errors[0]
-        self._hint = self._wake_hint(stalled | waiting)
+        self._hint = self._wake_hint(stalled, waiting)
         self._update_gauge()
         return delivered
 
     def _runs(self, due: set[int], stalled: set[str]) -> tuple[dict[str, list[OutboxItem]],
-                                                                 set[str]]:
+                                                                 dict[str, int]]:
         """Per channel, the due items that may go now, oldest first.
 
         A channel's items stop at its first pending item that is not due (it waits
@@ -121,12 +121,14 @@ class OutboxWorker:
         """
         runs: dict[str, list[OutboxItem]] = {}
         stopped = set(stalled)
-        blocked: set[str] = set()
+        heads: dict[str, int] = {}
+        blocked: dict[str, int] = {}
         for item in self.store.due(_FAR_FUTURE, limit=SCAN_LIMIT):
             channel = item.channel
+            heads.setdefault(channel, item.id)
             if channel in stopped:
                 if item.id in due:
-                    blocked.add(channel)
+                    blocked[channel] = heads[channel]
                 continue
             if item.id not in due:
                 stopped.add(channel)
@@ -177,7 +179,7 @@ class OutboxWorker:
             return self._dead(item, error, fallback=policy.fallback, why=why)
         retry_at = self.clock.now() + self.retry_delay(policy, failures)
         self.store.mark_failed(item.id, error, retry_at)
-        self._held[channel] = retry_at
+        self._held[channel] = (item.id, retry_at)
         self.metrics.deliveries.labels(channel, Outcome.RETRY.value).inc()
         log.warning("delivery of alert %s to %s failed (attempt %d/%d), retrying at %s: %s",
                     alert.id, channel, failures, policy.max_attempts,
@@ -207,7 +209,7 @@ class OutboxWorker:
         while True:
             try:
                 await self.run_once()
-                timeout = self._seconds_to_next()
+                timeout = self.seconds_until_next()
             except Exception:
                 log.exception("outbox pass failed; trying again in %ss",
                               int(POLL.total_seconds()))
@@ -216,7 +218,8 @@ class OutboxWorker:
                 await asyncio.wait_for(wake.wait(), timeout)
             wake.clear()
 
-    def _seconds_to_next(self) -> float:
+    def seconds_until_next(self) -> float:
+        """How long (real seconds) run() sleeps after a pass unless woken."""
         now = self.clock.now()
         next_due = self.store.next_due()
         candidates = [t for t in (next_due, self._hint) if t is not None and t > now]
@@ -237,11 +240,21 @@ class OutboxWorker:
             return float(scale(delta))
         return delta.total_seconds()
 
-    def _wake_hint(self, channels: set[str]) -> datetime | None:
-        if not channels:
-            return None
+    def _wake_hint(self, stalled: set[str], waiting: Mapping[str, int]) -> datetime | None:
+        """When a channel held back during the last pass may move again.
+
+        Known exactly for items that failed in this process; otherwise (e.g. the
+        item failed before a restart) the store is checked again after POLL.
+        """
         now = self.clock.now()
-        return min(self._held.get(channel, now + POLL) for channel in channels)
+        times: list[datetime] = []
+        for channel in stalled | set(waiting):
+            held = self._held.get(channel)
+            if held is not None and (channel in stalled or held[0] == waiting.get(channel)):
+                times.append(held[1])
+            else:
+                times.append(now + POLL)
+        return min(times, default=None)
 
     def _update_gauge(self) -> None:
         counts = self.store.outbox_counts()

@@ -356,8 +356,8 @@ class DemoSource(Source):
                     await asyncio.sleep(0)
         state = DemoState(at=live_start, live_start=live_start)
         self.ctx.store.set_cursor(cursor_key(self.name), state.to_json())
-        log.info("demo source %s: backfilled %d posts over %s", self.name, count,
-                 options.history)
+        log.info("demo source %s: backfilled %d posts over %.0f hours", self.name, count,
+                 options.history.total_seconds() / 3600)
         return state
 
     async def _emit(self, emit: Emit, post: Post) -> None:

@@ -123,6 +123,9 @@ INFLUENCER_TEXT = (
     "A lot of you use {name}: check your statements and avoid them until this is fixed. "
     "Unacceptable. #{tag}Down")
 INFLUENCER = ("techwithtara", 250_000)
+# Organic reach is log-normal (median ~180) but capped below common influencer
+# thresholds (50k), so the scripted influencer is the one such alert of the demo.
+MAX_ORGANIC_FOLLOWERS = 40_000
 
 OUTBOUND = (
     "Fresh deals just dropped! See what's new at {name} this week.",
@@ -230,7 +233,7 @@ def make_handle(rng: random.Random) -> str:
 
 @functools.lru_cache(maxsize=4)
 def author_pool(seed: int, size: int) -> tuple[Author, ...]:
-    """A fixed population of customers; follower counts are heavy-tailed (log-normal)."""
+    """A fixed population of customers; follower counts are heavy-tailed (log-normal, capped)."""
     rng = random.Random(f"{seed}/authors")
     seen: set[str] = {INFLUENCER[0].lower()}
     pool = []
@@ -242,7 +245,7 @@ def author_pool(seed: int, size: int) -> tuple[Author, ...]:
         if rng.random() < 0.06:
             followers = rng.randint(0, 30)
         else:
-            followers = min(3_000_000, int(rng.lognormvariate(math.log(180), 1.7)))
+            followers = min(MAX_ORGANIC_FOLLOWERS, int(rng.lognormvariate(math.log(180), 1.7)))
         pool.append(Author(id=f"demo-u{i}", handle=handle, followers=followers))
     return tuple(pool)
 
