@@ -102,7 +102,10 @@ class Daemon:
         since_prune = 0.0
         while True:
             await asyncio.sleep(TICK_SECONDS)
-            self.engine.tick()
+            # Posts still queued may be older than "now" (a backfill, a burst): let them
+            # reach their buckets first, or closing buckets now would make them late.
+            if self.queue.empty():
+                self.engine.tick()
             self._last_loop_beat = asyncio.get_running_loop().time()
             since_prune += TICK_SECONDS
             if since_prune >= PRUNE_SECONDS:

@@ -198,6 +198,7 @@ class CountModel:
         )
         self._disp = [_Dispersion() for _ in params.scales]
         self._calib = [TailCalibrator() for _ in params.scales]
+        self._combo = TailCalibrator()
         self._calib_decay = 0.5 ** (1.0 / (params.calibration_halflife_days * per_day))
         self._cache: tuple[int, float, list[tuple[float, float]]] | None = None
         self._mu_cache: tuple[int, float, float] | None = None
@@ -256,10 +257,16 @@ class CountModel:
         alpha = self._disp[0].value(self.params.prior_dispersion) + extra
         return nb_quantile_hi(mu, alpha, self.params.winsor_z)
 
-    def _statistic(self, raws: list[tuple[float, float]]) -> float:
-        """Largest over scales of min(count-model surprise, calibrated effect-size surprise)."""
-        return max(min(nb, calib.surprise(z))
-                   for calib, (nb, z) in zip(self._calib, raws, strict=True))
+    def _evidence(self, raws: list[tuple[float, float]]) -> float:
+        """Mean over scales of min(count-model surprise, calibrated effect-size surprise)."""
+        total = 0.0
+        for calib, (nb, z) in zip(self._calib, raws, strict=True):
+            total += min(nb, calib.surprise(z))
+        return total / len(raws)
+
+    def _statistic(self, evidence: float) -> float:
+        combined = self._combo.surprise(evidence)
+        return evidence if math.isinf(combined) else combined
 
     def _expect(self, bucket: int) -> tuple[float, float]:
         cached = self._mu_cache
@@ -289,7 +296,7 @@ class CountModel:
         raws = self._raw(bucket, count, mu, extra, fraction)
         if fraction >= 1.0:
             self._cache = (bucket, count, raws)
-        statistic = self._statistic(raws)
+        statistic = self._statistic(self._evidence(raws))
         fired = resolved = False
         if self._active:
             if self._pending_resolve and statistic < self.params.calm_surprise:
@@ -326,12 +333,16 @@ class CountModel:
         self._history.append((bucket, count, min(count, hi), mu))
         self._base.learn(bucket, clipped)
         self._mu_cache = None
+        evidence = self._evidence(raws)
         if self._active:
-            self._calm = self._calm + 1 if self._statistic(raws) < p.calm_surprise else 0
+            calm = self._statistic(evidence) < p.calm_surprise
+            self._calm = self._calm + 1 if calm else 0
             self._pending_resolve = self._calm >= p.calm_buckets
             return  # an episode's buckets teach neither dispersion nor calibration
         for calib, (_, z) in zip(self._calib, raws, strict=True):
             calib.observe(z, self._calib_decay)
+        if not math.isinf(evidence):
+            self._combo.observe(evidence, self._calib_decay)
         self._update_dispersion(bucket, count, min(count, hi), mu, extra)
 
     def _update_dispersion(self, bucket: int, count: float, capped: float, mu: float,
@@ -367,6 +378,7 @@ class CountModel:
             "baseline": self._base.to_state(),
             "dispersion": [[d.num, d.den] for d in self._disp],
             "calibration": [c.to_state() for c in self._calib],
+            "combined": self._combo.to_state(),
             "history": [list(h) for h in self._history],
             "active": self._active,
             "calm": self._calm,
@@ -387,6 +399,7 @@ class CountModel:
             disp.num, disp.den = float(num), float(den)
         for calib, values in zip(model._calib, state["calibration"], strict=True):
             calib.load_state(values)
+        model._combo.load_state(state["combined"])
         for b, obs, cap, exp in state["history"]:
             model._history.append((int(b), float(obs), float(cap), float(exp)))
         model._active = bool(state["active"])

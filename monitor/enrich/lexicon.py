@@ -1,25 +1,27 @@
-"""Lexicon packs: domain word valences, phrases and rule settings kept in YAML.
+"""Lexicon packs: domain vocabulary and rule settings for sentiment, kept in YAML.
 
 A pack file (``rules/lexicons/NAME.yaml``) looks like::
 
     name: customer-service
     description: what the pack is for
-    words:            # single words -> VADER valence (-4 .. +4); replaces VADER's value
-      stranded: -2.3  # reason for the entry
-    phrases:          # several words matched as one unit, case-insensitive
-      on hold: -1.8   # reason
-    neutral:          # words whose VADER valence does not apply in this domain
-      - help          # reason
-    rules:            # switches for the built-in domain rules (see RULES)
+    words:              # VADER lexicon entries (-4 .. +4): VADER's rules apply to them
+      unhelpful: -1.8   # (negation flips them, "very" boosts them, CAPS emphasise them)
+    signals:            # words or phrases that mark a complaint (or praise) as such:
+      refund: -1.0      # fixed valence, never flipped by a negation ("no refund")
+      on hold: -1.8
+    neutral:            # words or phrases that carry no sentiment in this domain
+      - help            # "please help" is a request, not praise
+      - customer care   # a department, not 'care'
+    rules:              # switches for the built-in domain rules (see RULES)
       duration_complaint: {enabled: true, valence: -1.6}
 
-Packs are applied in order; a later pack overrides what an earlier one set.
+Entries are case-insensitive. Packs are applied in order and a later pack overrides
+what an earlier one set for the same entry. YAML comments give each entry's reason.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,18 +31,21 @@ from monitor.config.yamlload import LocDict, loads_yaml
 from monitor.errors import BrandMonitorError, ConfigError
 
 MAX_VALENCE = 4.0
-TOP_KEYS = ("name", "description", "words", "phrases", "neutral", "rules")
-_WORD_RE = re.compile(r"^[^\s]+$")
+TOP_KEYS = ("name", "description", "words", "signals", "neutral", "rules")
 
 # Built-in domain rules and their parameters: name -> {parameter: (type, default)}.
 # ``enabled`` is implicit for every rule and defaults to False (a pack switches it on).
 RULES: dict[str, dict[str, tuple[type, Any]]] = {
-    # "3 hours", "5hrs", "45 mins", "two days": in a service tweet a stated wait is a complaint.
+    # "3 hours", "5hrs", "45 mins", "two days": in a service post a stated wait is a
+    # complaint; scored as a signal of this valence.
     "duration_complaint": {"valence": (float, -1.6)},
-    # please/thanks/help are politeness, not praise, when the post also complains.
-    "polite_dampening": {"words": (list, []), "factor": (float, 0.0)},
-    # a post with complaint signals but no sentiment left is scored this valence instead.
-    "complaint_floor": {"valence": (float, -1.0)},
+    # these words (please/thanks/...) are politeness, not praise, inside a complaint or
+    # (in_questions) a question: their positive valence is multiplied by factor.
+    "polite_dampening": {"words": (list, []), "factor": (float, 0.0),
+                         "in_questions": (bool, True)},
+    # once a post complains, its other positive words are mostly sarcasm or softening:
+    # they are multiplied by factor.
+    "complaint_dominance": {"factor": (float, 0.5)},
 }
 
 
@@ -65,13 +70,13 @@ class RuleSetting:
 
 @dataclass(frozen=True, slots=True)
 class LexiconPack:
-    """One parsed lexicon pack."""
+    """One parsed lexicon pack (entries lower-cased, phrases single-spaced)."""
 
     name: str
     path: str = ""
     description: str = ""
     words: Mapping[str, float] = field(default_factory=dict)
-    phrases: Mapping[str, float] = field(default_factory=dict)
+    signals: Mapping[str, float] = field(default_factory=dict)
     neutral: tuple[str, ...] = ()
     rules: Mapping[str, RuleSetting] = field(default_factory=dict)
 
@@ -108,13 +113,12 @@ def parse_pack(text: str, file: str, default_name: str = "") -> LexiconPack:
         problem = exc.problems[0]
         raise LexiconError(file, "", problem.message, problem.line) from None
     if raw is None:
-        raw = LocDict()
-        raw.key_lines = {}
+        raw = {}
     if not isinstance(raw, dict):
         raise LexiconError(file, "", "a lexicon pack must be a mapping")
 
-    def line(key: str, container: Any = raw) -> int | None:
-        return container.line_of(key) if isinstance(container, LocDict) else None
+    def line(key: str) -> int | None:
+        return raw.line_of(key) if isinstance(raw, LocDict) else None
 
     for key in raw:
         if key not in TOP_KEYS:
@@ -126,16 +130,25 @@ def parse_pack(text: str, file: str, default_name: str = "") -> LexiconPack:
     description = raw.get("description", "") or ""
     if not isinstance(description, str):
         raise LexiconError(file, "description", "must be a string", line("description"))
-    words = _valences(raw.get("words"), file, "words", line("words"), multiword=False)
-    phrases = _valences(raw.get("phrases"), file, "phrases", line("phrases"), multiword=True)
+    words = _valences(raw.get("words"), file, "words", line("words"), phrases=False)
+    signals = _valences(raw.get("signals"), file, "signals", line("signals"), phrases=True)
     neutral = _neutral(raw.get("neutral"), file, line("neutral"))
     rules = _rules(raw.get("rules"), file, line("rules"))
     return LexiconPack(name=name.strip(), path=file, description=description.strip(),
-                       words=words, phrases=phrases, neutral=neutral, rules=rules)
+                       words=words, signals=signals, neutral=neutral, rules=rules)
+
+
+def _term(term: Any, file: str, key: str, at: int | None, *, phrases: bool) -> str:
+    if not isinstance(term, str) or not term.strip():
+        raise LexiconError(file, key, f"entries must be non-empty strings, got {term!r}", at)
+    norm = " ".join(term.lower().split())
+    if not phrases and " " in norm:
+        raise LexiconError(file, key, "must be a single word (phrases go in 'signals')", at)
+    return norm
 
 
 def _valences(value: Any, file: str, section: str, sec_line: int | None,
-              *, multiword: bool) -> dict[str, float]:
+              *, phrases: bool) -> dict[str, float]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -144,13 +157,7 @@ def _valences(value: Any, file: str, section: str, sec_line: int | None,
     for term, valence in value.items():
         key = f"{section}.{term}"
         at = value.line_of(term) if isinstance(value, LocDict) else sec_line
-        if not isinstance(term, str) or not term.strip():
-            raise LexiconError(file, key, "entries must be non-empty strings", at)
-        norm = " ".join(term.lower().split())
-        if multiword and " " not in norm:
-            raise LexiconError(file, key, "a phrase needs two or more words (use 'words')", at)
-        if not multiword and not _WORD_RE.match(norm):
-            raise LexiconError(file, key, "a word must not contain spaces (use 'phrases')", at)
+        norm = _term(term, file, key, at, phrases=phrases)
         if isinstance(valence, bool) or not isinstance(valence, int | float):
             raise LexiconError(file, key, f"valence must be a number, got {valence!r}", at)
         number = float(valence)
@@ -164,13 +171,12 @@ def _neutral(value: Any, file: str, sec_line: int | None) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise LexiconError(file, "neutral", "must be a list of words", sec_line)
+        raise LexiconError(file, "neutral", "must be a list of words or phrases", sec_line)
+    lines = getattr(value, "item_lines", None)
     out = []
     for index, item in enumerate(value):
-        if not isinstance(item, str) or not _WORD_RE.match(item.strip() or " "):
-            raise LexiconError(file, f"neutral[{index}]", f"must be one word, got {item!r}",
-                               sec_line)
-        out.append(item.strip().lower())
+        at = lines[index] if lines else sec_line
+        out.append(_term(item, file, f"neutral[{index}]", at, phrases=True))
     return tuple(out)
 
 
@@ -191,10 +197,10 @@ def _rules(value: Any, file: str, sec_line: int | None) -> dict[str, RuleSetting
         if not isinstance(settings, dict):
             raise LexiconError(file, key, "must be true/false or a mapping of settings", at)
         schema = RULES[rule]
-        params: dict[str, Any] = {}
         enabled = settings.get("enabled", True)
         if not isinstance(enabled, bool):
             raise LexiconError(file, f"{key}.enabled", "must be true or false", at)
+        params: dict[str, Any] = {}
         for param, param_value in settings.items():
             if param == "enabled":
                 continue
@@ -207,14 +213,18 @@ def _rules(value: Any, file: str, sec_line: int | None) -> dict[str, RuleSetting
 
 
 def _param(value: Any, kind: type, file: str, key: str, at: int | None) -> Any:
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise LexiconError(file, key, f"must be true or false, got {value!r}", at)
+        return value
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise LexiconError(file, key, f"must be a number, got {value!r}", at)
         return float(value)
     if kind is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise LexiconError(file, key, "must be a list of words", at)
-        return [v.lower() for v in value]
+            raise LexiconError(file, key, "must be a list of words (quote yes/no/on/off)", at)
+        return [" ".join(v.lower().split()) for v in value]
     raise AssertionError(kind)  # pragma: no cover
 
 

@@ -84,8 +84,9 @@ class SentimentAnalyzer:
         polite = rule_params(self.packs, "polite_dampening")
         self._polite_words = frozenset(polite["words"]) if polite is not None else frozenset()
         self._polite_factor = float(polite["factor"]) if polite is not None else 1.0
-        floor = rule_params(self.packs, "complaint_floor")
-        self._floor = float(floor["valence"]) if floor is not None else None
+        self._polite_questions = bool(polite["in_questions"]) if polite is not None else False
+        dominance = rule_params(self.packs, "complaint_dominance")
+        self._dominance = float(dominance["factor"]) if dominance is not None else None
         self._neutral_re = _terms_regex(neutral_terms)
         self._vader = FastVader(overrides, removals)
 
@@ -105,11 +106,7 @@ class SentimentAnalyzer:
     def score(self, text: str) -> SentimentScore:
         clean = self.preprocess(text)
         words, sentiments, vader_text = self._vader.valences(clean)
-        if self._polite_words and any(s < 0 for s in sentiments):
-            sentiments = [
-                s * self._polite_factor if s > 0 and w.lower() in self._polite_words else s
-                for w, s in zip(words, sentiments, strict=True)
-            ]
+        sentiments = self._apply_rules(words, sentiments, vader_text)
         scores = self._vader.score_valences(sentiments, vader_text)
         compound = scores["compound"]
         if compound >= self.positive_threshold:
@@ -120,6 +117,18 @@ class SentimentAnalyzer:
             label = "neutral"
         return SentimentScore(compound=compound, pos=scores["pos"], neu=scores["neu"],
                               neg=scores["neg"], label=label)
+
+    def _apply_rules(self, words: list[str], sentiments: list[float], text: str) -> list[float]:
+        """Domain rules on VADER's token valences (words are lower-cased tokens)."""
+        complaint = any(s < 0 for s in sentiments)
+        if self._polite_words and (complaint or (self._polite_questions and "?" in text)):
+            polite, factor = self._polite_words, self._polite_factor
+            sentiments = [s * factor if s > 0 and w in polite else s
+                          for w, s in zip(words, sentiments, strict=True)]
+        if complaint and self._dominance is not None:
+            factor = self._dominance
+            sentiments = [s * factor if s > 0 else s for s in sentiments]
+        return sentiments
 
 
 def _join_phrase(match: re.Match[str]) -> str:

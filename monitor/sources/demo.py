@@ -37,7 +37,7 @@ from typing import Protocol, runtime_checkable
 
 from monitor.clock import Clock, ScaledClock, parse_time, utc
 from monitor.config.schema import BrandConfig, SourceConfig
-from monitor.model import Author, Post
+from monitor.model import Author, Post, PostKind
 from monitor.sources import demo_text as text
 from monitor.sources.base import SOURCES, Emit, Source
 from monitor.store.sqlite import SqliteStore
@@ -230,12 +230,12 @@ def _bucket_posts(brand: BrandConfig, voice: text.BrandVoice, options: DemoOptio
     return out
 
 
-def _post(source: str, brand: BrandConfig, kind: str, author: Author, body: str,
+def _post(source: str, brand: BrandConfig, kind: PostKind, author: Author, body: str,
           when: datetime, suffix: str) -> Post:
     post_id = f"demo-{int(when.timestamp())}-{suffix}"
-    return Post(id=post_id, source=source, kind="outbound" if kind == "outbound" else "mention",
-                author=author, text=body, created_at=when, brand=brand.name,
-                url=f"https://demo.invalid/{author.handle}/status/{post_id}", lang="en")
+    return Post(id=post_id, source=source, kind=kind, author=author, text=body,
+                created_at=when, brand=brand.name, lang="en",
+                url=f"https://demo.invalid/{author.handle}/status/{post_id}")
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
