@@ -104,7 +104,7 @@ class Daemon:
             await asyncio.sleep(TICK_SECONDS)
             # Posts still queued may be older than "now" (a backfill, a burst): let them
             # reach their buckets first, or closing buckets now would make them late.
-            if self.queue.empty():
+            if self.queue.empty() and not any(s.catching_up for s in self.sources):
                 self.engine.tick()
             self._last_loop_beat = asyncio.get_running_loop().time()
             since_prune += TICK_SECONDS

@@ -141,3 +141,33 @@ def test_sighup_with_bad_rules_keeps_old_rules_and_sigterm_exits_0(tmp_path: Pat
     finally:
         if daemon.proc and daemon.proc.poll() is None:
             daemon.kill()
+
+
+def test_shipped_default_config_shows_real_alerts(tmp_path: Path) -> None:
+    """The README's `make demo`: the shipped config, sped up 4x, raises every kind of alert."""
+    import shutil
+
+    from tests.conftest import ROOT
+
+    port = free_port()
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    text = (ROOT / "config.yaml").read_text()
+    text = text.replace("port: 8080", f"port: {port}").replace("speed: 120", "speed: 480")
+    (tmp_path / "config.yaml").write_text(text)
+    daemon = DaemonProcess(tmp_path / "config.yaml", port).start()
+    alerts_file = tmp_path / "state" / "alerts.jsonl"
+
+    def fired() -> set[str]:
+        if not alerts_file.exists():
+            return set()
+        import json
+
+        return {json.loads(line)["rule"] for line in alerts_file.read_text().splitlines()}
+
+    try:
+        wanted = {"volume-spike", "negative-surge", "influencer-negative", "outbound-off-message"}
+        wait_for(lambda: fired() >= wanted, 60, f"alerts of {wanted}")
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.kill()

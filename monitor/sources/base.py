@@ -64,6 +64,9 @@ class Source(ABC):
         self.options = config.options
         self.ctx = ctx
         self.health = SourceHealth()
+        # True while replaying history faster than real time: the daemon then lets
+        # event time be driven by the posts alone (no bucket closing by the clock).
+        self.catching_up = False
 
     @abstractmethod
     async def run(self, emit: Emit) -> None:

@@ -347,6 +347,7 @@ class DemoSource(Source):
     async def _backfill(self, emit: Emit, brand: BrandConfig, options: DemoOptions) -> DemoState:
         live_start = self.ctx.clock.now()
         count = 0
+        self.catching_up = True
         for _, posts in iter_buckets(brand, options, live_start - options.history, live_start,
                                      source=self.name):
             for post in posts:
@@ -354,6 +355,7 @@ class DemoSource(Source):
                 count += 1
                 if count % 250 == 0:
                     await asyncio.sleep(0)
+        self.catching_up = False
         state = DemoState(at=live_start, live_start=live_start)
         self.ctx.store.set_cursor(cursor_key(self.name), state.to_json())
         log.info("demo source %s: backfilled %d posts over %.0f hours", self.name, count,
