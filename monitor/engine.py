@@ -155,9 +155,14 @@ class Engine:
         now = max(self.clock.now(), post.created_at)
         signals: list[Signal] = []
         for item in items:
+            late = False
             for (_, brand), detector in self.detectors.items():
                 if brand == item.brand and post.kind in detector.kinds:
+                    before = detector.late
                     signals += detector.observe(item, now)
+                    late = late or detector.late > before
+            if late:
+                self.metrics.late.labels(item.brand).inc()
         return Outcome(True, tuple(self._route(signals, now)))
 
     def tick(self, now: datetime | None = None) -> list[Alert]:

@@ -133,3 +133,11 @@ def test_restart_mid_storm_neither_loses_nor_repeats_the_alert(project: Path) ->
     h3.clock.set(storm[-1].created_at)
     assert h3.engine.recover() == []
     assert len([a for a in h3.store.alerts(limit=50) if a.rule == "spike"]) == 1
+
+
+def test_late_post_is_counted_not_silently_dropped(project: Path) -> None:
+    h = Harness(project)
+    h.feed(steady(T0, 2, 8))
+    late = post(999_999, T0 + timedelta(minutes=10), "@acme hello from the past")
+    assert h.engine.process(late).accepted
+    assert h.metrics.late.labels("Acme")._value.get() == 1

@@ -47,6 +47,7 @@ class Detector(ABC):
         self.rule = rule
         self.brand = brand
         self.params = rule.params
+        self.late = 0  # posts that arrived after their window had closed
 
     @abstractmethod
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:

@@ -123,6 +123,7 @@ class NegativeSurgeDetector(Detector):
         signals = self._advance(start)
         assert self.bucket is not None
         if start < self.bucket.start:
+            self.late += 1  # closed windows stay closed; the engine reports the count
             return signals
         self.bucket.add(item)
         if not self.alerting and item.negative and self._significant(self.bucket):

@@ -101,7 +101,8 @@ class VolumeSpikeDetector(Detector):
         signals = self._advance(start)
         assert self.bucket is not None
         if start < self.bucket.start:
-            return signals  # late: the engine counts it; closed buckets stay closed
+            self.late += 1  # closed buckets stay closed; the engine reports the count
+            return signals
         bucket = self.bucket
         bucket.add(item)
         size = self.params.bucket.total_seconds()
