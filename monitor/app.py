@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 from contextlib import AsyncExitStack
@@ -25,7 +26,7 @@ from monitor.engine import Engine, state_path
 from monitor.errors import ConfigError
 from monitor.http.server import start_http
 from monitor.metrics import Metrics
-from monitor.model import Post
+from monitor.model import Alert, Post
 from monitor.notify.channels import build_notifiers
 from monitor.notify.outbox import OutboxWorker
 from monitor.sdnotify import Notifier as SdNotifier
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 BATCH = 200
 TICK_SECONDS = 2.0
 PRUNE_SECONDS = 3600.0
+RULES_POLL_SECONDS = 2.0
 
 
 class Daemon:
@@ -129,11 +131,37 @@ class Daemon:
             self.metrics.reloads.labels("error").inc()
             for problem in exc.problems:
                 log.error("reload rejected, keeping the previous rules: %s", problem)
+            self.admin_alert("rules-reload", "Rule reload rejected: the previous rules stay "
+                             "active", "\n".join(str(p) for p in exc.problems))
             return False
         self.engine.swap_rules(rules)
         self.metrics.reloads.labels("ok").inc()
         log.info("rules reloaded: %d rules", len(rules.rules))
         return True
+
+    def admin_alert(self, key: str, title: str, summary: str) -> None:
+        """Tell the admins about the daemon's own problems (deduplicated by content)."""
+        if not self.config.admin_channels:
+            return
+        now = self.clock.now()
+        alert = Alert(id=hashlib.sha256(f"{key}|{summary}".encode()).hexdigest()[:24],
+                      dedup_key=f"admin|{key}", rule="admin", kind="admin", brand="-",
+                      severity="warning", state="firing", title=title, summary=summary,
+                      created_at=now, channels=self.config.admin_channels)
+        if self.store.get_alert(alert.id) is None:
+            self.store.add_alert(alert)
+            self.outbox_wake.set()
+
+    async def _watch_rules(self) -> None:
+        """Reload when a rules file is added, changed or removed (as on SIGHUP)."""
+        seen = _rules_fingerprint(Path(self.config.rules_dir))
+        while True:
+            await asyncio.sleep(RULES_POLL_SECONDS)
+            current = _rules_fingerprint(Path(self.config.rules_dir))
+            if current != seen:
+                seen = current
+                log.info("rules folder changed: reloading")
+                self.reload()
 
     def healthy(self) -> bool:
         loop_time = asyncio.get_running_loop().time()
@@ -167,7 +195,8 @@ class Daemon:
             stack.push_async_callback(_cancel, sources)
             ticker = asyncio.create_task(self._tick(), name="ticker")
             watchdog = asyncio.create_task(watchdog_loop(self.sd, self.healthy))
-            stack.push_async_callback(_cancel, [ticker, watchdog])
+            watcher = asyncio.create_task(self._watch_rules(), name="rules-watcher")
+            stack.push_async_callback(_cancel, [ticker, watchdog, watcher])
             self.sd.ready()
             self.sd.status(f"monitoring {len(self.config.brands)} brand(s), "
                            f"{len(self.engine.rules.rules)} rule(s)")
@@ -204,6 +233,14 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _rules_fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    try:
+        files = sorted(folder.glob("*.y*ml"))
+        return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except OSError:
+        return ()
 
 
 def _port(runner: Any) -> int | None:

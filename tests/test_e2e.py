@@ -48,6 +48,7 @@ def _config(tmp: Path, http_port: int, smtp_port: int) -> Path:
             max_attempts: 1000
           - name: file
             url: jsonl://state/alerts.jsonl
+        admin_channels: [file]
         http:
           host: 127.0.0.1
           port: {http_port}
@@ -128,6 +129,9 @@ def test_sighup_with_bad_rules_keeps_old_rules_and_sigterm_exits_0(tmp_path: Pat
         wait_for(lambda: "reload rejected" in daemon.log_text(), 20, "the reload error")
         assert "broken.yaml:3: rules[0].signal" in daemon.log_text()
         assert daemon.request("GET", "/healthz")[1]["rules"] == 1
+        alerts_file = tmp_path / "state" / "alerts.jsonl"
+        wait_for(lambda: alerts_file.exists() and '"rule":"admin"' in alerts_file.read_text(),
+                 20, "the admin alert about the rejected reload")
         (tmp_path / "rules" / "broken.yaml").write_text(textwrap.dedent("""\
             rules:
               - name: vip
@@ -136,6 +140,15 @@ def test_sighup_with_bad_rules_keeps_old_rules_and_sigterm_exits_0(tmp_path: Pat
             """))
         daemon.signal(signal.SIGHUP)
         wait_for(lambda: daemon.request("GET", "/healthz")[1]["rules"] == 2, 20, "the reload")
+        # a change to the rules folder reloads without a signal too
+        (tmp_path / "rules" / "more.yaml").write_text(textwrap.dedent("""\
+            rules:
+              - name: vip2
+                signal: influencer
+                channels: [file]
+            """))
+        wait_for(lambda: daemon.request("GET", "/healthz")[1]["rules"] == 3, 20,
+                 "the reload on file change")
         assert daemon.stop() == 0
         assert "stopped" in daemon.log_text()
     finally:
