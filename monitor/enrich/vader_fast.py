@@ -1,24 +1,20 @@
 """FastVader: vaderSentiment 3.3.2's scores, exactly, several times faster.
 
 ``FastVader().polarity_scores(text)`` returns the same dict (same floats, same key
-order) as ``SentimentIntensityAnalyzer().polarity_scores(text)``. It reads the
-lexicon files shipped with the installed vaderSentiment and reproduces its rules
-step for step, quirks included:
+order) as ``SentimentIntensityAnalyzer().polarity_scores(text)``: it reads the lexicon
+files of the installed vaderSentiment and reproduces its rules, quirks included:
 
-* emoji are replaced by their descriptions one *character* at a time (multi-code-point
-  lexicon entries never match), then the text is stripped;
-* tokens are ``str.split()`` words with surrounding punctuation removed unless that
-  leaves two characters or fewer;
-* an ALL-CAPS lexicon word with valence exactly 0 is pushed *down* by C_INCR;
-* ``_negation_check`` at distance 3 also boosts when the word right before is
-  "so"/"this", whatever precedes it (operator precedence in the original);
-* ``_but_check`` finds each value with ``list.index``, so equal valences before and
-  after "but" can be scaled at the first position instead of their own.
+* emoji are replaced one *character* at a time (multi-code-point entries never match);
+* tokens are ``str.split()`` words stripped of punctuation unless that leaves <= 2 chars;
+* an ALL-CAPS lexicon word of valence exactly 0 is pushed *down* by C_INCR;
+* the 3-back negation check also boosts x1.25 whenever the previous word is "so"/"this";
+* ``_but_check`` rescales ``list.index(value)``, i.e. the *first* equal valence;
+* "no", negations and "but" act across sentence boundaries.
 
-What it does differently is only how: lower-cased tokens are computed once, words not
-in the lexicon are skipped without the per-word rule machinery, the emoji loop runs
-only when a text contains an emoji character, and idiom strings are only built when
-one of their words is present.
+Only the how differs: tokens are lower-cased once (and memoised), texts without any
+rule word skip the rule machinery, words out of reach of any rule word skip it too,
+the emoji loop runs only for texts holding an emoji character, and idiom strings are
+built only when one of their words is present.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ from pathlib import Path
 
 from vaderSentiment import vaderSentiment as _vs
 
-B_INCR: float = _vs.B_INCR
 C_INCR: float = _vs.C_INCR
 N_SCALAR: float = _vs.N_SCALAR
 BOOSTER_DICT: dict[str, float] = dict(_vs.BOOSTER_DICT)
@@ -103,12 +98,14 @@ class FastVader:
             lexicon.update(overrides)
         self.lexicon: dict[str, float] = lexicon
         self.emojis: dict[str, str] = emojis
+        # only one-character entries can match (the original loops over characters)
         self._emoji_chars = frozenset(k for k in emojis if len(k) == 1)
         # words that are scored: in the lexicon and not short-circuited as boosters
         self._scored = frozenset(w for w in lexicon if w not in BOOSTER_DICT)
-        self._tokens = _TokenCache()
+        self._scored_valence = {w: lexicon[w] for w in self._scored}.get
+        self._zero_free = all(lexicon[w] for w in self._scored)
+        self._lower = _TokenCache().__getitem__
 
-    # -- public ------------------------------------------------------------------
     def polarity_scores(self, text: str) -> dict[str, float]:
         """Exactly ``SentimentIntensityAnalyzer().polarity_scores(text)``."""
         _, n, _, values, clean = self._analyse(text)
@@ -132,12 +129,11 @@ class FastVader:
 
     def score_valences(self, sentiments: list[float], text: str) -> dict[str, float]:
         """vaderSentiment's score_valence: compound and pos/neu/neg from token valences."""
-        values = [v for v in sentiments if v]
+        values = [float(v) for v in sentiments if v]
         if not values:
             return _empty(len(sentiments))
         return _score(values, len(sentiments), text)
 
-    # -- pipeline ----------------------------------------------------------------
     def _positions(self, lowers: list[str]) -> list[int]:
         scored = self._scored
         return [i for i, low in enumerate(lowers) if low in scored]
@@ -145,22 +141,24 @@ class FastVader:
     def _analyse(self, text: str) -> tuple[list[str], int, list[int] | None, list[float], str]:
         """Tokens, token count, positions of the non-zero valences (None: every scored
         word's), the non-zero valences in token order, and the text as scored."""
-        if not text.isascii() and not self._emoji_chars.isdisjoint(text):
-            text = self._replace_emoji(text)
-        text = text.strip()
+        text = self.replace_emoji(text).strip()
         raw = text.split()
-        lowers = list(map(self._tokens.__getitem__, raw))
+        lowers = list(map(self._lower, raw))
         n = len(raw)
-        lexicon = self.lexicon
         scored = self._scored
+        lexicon = self.lexicon
         positions: list[int] | None = None
         if _MODIFIERS.isdisjoint(lowers) and ("'" not in text or "n't" not in text.lower()):
             # no word that any rule reacts to: each valence is the lexicon's (+ caps)
-            values = [lexicon[low] for low in lowers if low in scored]
+            if self._zero_free:  # map/filter run in C; no valence is 0 to filter out
+                values = list(filter(None, map(self._scored_valence, lowers)))
+            else:
+                values = [lexicon[low] for low in lowers if low in scored]
             if not values:
                 return lowers, n, None, values, text
-            upper = sum(map(str.isupper, raw))
-            if upper and 0 < n - upper < n:
+            uppers = list(filter(str.isupper, raw))
+            if (uppers and len(uppers) < n
+                    and not scored.isdisjoint(map(self._lower, uppers))):  # CAPS emphasis
                 positions = self._positions(lowers)
                 for k, i in enumerate(positions):
                     if raw[i].isupper():
@@ -174,13 +172,20 @@ class FastVader:
                 positions = [i for i, v in zip(positions, values, strict=True) if v]
                 values = [v for v in values if v]
         else:
-            upper = sum(map(str.isupper, raw))
+            hits = scored.intersection(lowers)
+            if not hits:
+                return lowers, n, [], [], text
+            upper = len(list(filter(str.isupper, raw)))
             cap_diff = 0 < n - upper < n
             valence = self._valence
             no_nt = "'" not in text or "n't" not in text.lower()
             values = []
             positions = []
-            for i in self._positions(lowers):
+            if sum(map(lowers.count, hits)) == len(hits):  # each occurs once: C loops only
+                candidates = sorted(map(lowers.index, hits))
+            else:
+                candidates = self._positions(lowers)
+            for i in candidates:
                 if lowers[i] == "kind" and i < n - 1 and lowers[i + 1] == "of":
                     continue
                 value = valence(i, raw, lowers, cap_diff, no_nt)
@@ -193,8 +198,10 @@ class FastVader:
             _but_check(lowers.index("but"), positions, values)
         return lowers, n, positions, values, text
 
-    # -- rules -------------------------------------------------------------------
-    def _replace_emoji(self, text: str) -> str:
+    def replace_emoji(self, text: str) -> str:
+        """Emoji characters replaced by their descriptions, as vaderSentiment does."""
+        if text.isascii() or self._emoji_chars.isdisjoint(text):
+            return text
         emojis = self.emojis
         parts: list[str] = []
         prev_space = True
@@ -212,11 +219,8 @@ class FastVader:
 
     def _valence(self, i: int, raw: list[str], lowers: list[str], cap_diff: bool,
                  no_nt: bool) -> float:
-        """vaderSentiment's sentiment_valence for a scored word at position i.
-
-        The three look-back steps (booster, negation, idioms) are unrolled; a step is
-        skipped exactly when the original skips it (word in the lexicon / text start).
-        """
+        """vaderSentiment's sentiment_valence for the scored word at position i, its three
+        look-back steps unrolled (each skipped exactly when the original skips it)."""
         lexicon = self.lexicon
         low = lowers[i]
         valence = lexicon[low]
@@ -323,12 +327,8 @@ def _special_idioms_check(valence: float, lowers: list[str], i: int) -> float:
 
 
 def _but_check(bi: int, positions: list[int], values: list[float]) -> None:
-    """vaderSentiment's _but_check on the non-zero valences, in place.
-
-    The original walks the full list and rescales ``sentiments.index(value)``: the
-    first token with an equal valence, which may be another token than the current
-    one. Zeros never change, so only non-zero values (kept in token order) matter.
-    """
+    """vaderSentiment's _but_check, in place, on the non-zero valences (in token order):
+    it rescales ``index(value)``, the first equal valence; zeros never change."""
     for k in range(len(values)):
         value = values[k]
         si = values.index(value)
@@ -340,18 +340,13 @@ def _but_check(bi: int, positions: list[int], values: list[float]) -> None:
 
 
 def _empty(n: int) -> dict[str, float]:
-    if n:
-        return {"neg": 0.0, "neu": 1.0, "pos": 0.0, "compound": 0.0}
-    return {"neg": 0.0, "neu": 0.0, "pos": 0.0, "compound": 0.0}
+    return {"neg": 0.0, "neu": 1.0 if n else 0.0, "pos": 0.0, "compound": 0.0}
 
 
 def _score(values: list[float], n: int, text: str) -> dict[str, float]:
-    """score_valence given the non-zero valences in token order and the token count.
-
-    Zeros add nothing to vaderSentiment's sums (the running sum starts at 0.0 and
-    adding +-0.0 leaves it unchanged), so they only count as neutral tokens.
-    """
-    sum_s = float(sum(values))
+    """score_valence from the non-zero valences (in token order) and the token count:
+    zeros add nothing to its float sums, they only count as neutral tokens."""
+    sum_s = sum(values)  # floats: vaderSentiment's float(sum(...)) changes nothing
     ep_count = text.count("!")
     if ep_count > 4:
         ep_count = 4
@@ -373,9 +368,9 @@ def _score(values: list[float], n: int, text: str) -> dict[str, float]:
     neg_sum = 0.0
     for value in values:
         if value > 0:
-            pos_sum += float(value) + 1
+            pos_sum += value + 1
         else:
-            neg_sum += float(value) - 1
+            neg_sum += value - 1
     neu_count = n - len(values)
     if pos_sum > -neg_sum:
         pos_sum += punct
