@@ -22,6 +22,8 @@ from monitor import logs
 from monitor.clock import Clock, WallClock
 from monitor.config.loader import load_config, load_rules
 from monitor.config.schema import Config
+from monitor.detect.outbound.folder import default_validity, folder_specs, watch_folders
+from monitor.detect.outbound.runtime import RUNTIME, OutboundRuntime
 from monitor.engine import Engine, state_path
 from monitor.errors import ConfigError
 from monitor.http.server import start_http
@@ -54,6 +56,10 @@ class Daemon:
         if demo is not None:
             self.clock = demo_clock(demo, self.store)
         self.engine = Engine(self.config, self.rules, self.store, self.clock, self.metrics)
+        # outbound screen: watchlist and approved-posts ledger, shared by its detectors
+        self.outbound: OutboundRuntime = RUNTIME
+        self.outbound.bind(self.store)
+        self.outbound.validity = default_validity(self.rules)
         self.metrics.rules_loaded.set(len(self.rules.rules))
         ctx = SourceContext(self.clock, self.store, self.metrics, self.config.brands)
         self.sources: list[Source] = [SOURCES.get(s.type)(s, ctx) for s in self.config.sources
@@ -113,6 +119,7 @@ class Daemon:
             if since_prune >= PRUNE_SECONDS:
                 since_prune = 0.0
                 self.engine.prune()
+                self.outbound.prune(self.clock.now())
 
     async def _run_source(self, source: Source) -> None:
         try:
@@ -196,7 +203,8 @@ class Daemon:
             ticker = asyncio.create_task(self._tick(), name="ticker")
             watchdog = asyncio.create_task(watchdog_loop(self.sd, self.healthy))
             watcher = asyncio.create_task(self._watch_rules(), name="rules-watcher")
-            stack.push_async_callback(_cancel, [ticker, watchdog, watcher])
+            approved = asyncio.create_task(self._watch_approved(), name="approved-folder")
+            stack.push_async_callback(_cancel, [ticker, watchdog, watcher, approved])
             self.sd.ready()
             self.sd.status(f"monitoring {len(self.config.brands)} brand(s), "
                            f"{len(self.engine.rules.rules)} rule(s)")
@@ -207,6 +215,14 @@ class Daemon:
             self.sd.stopping()
         log.info("stopped")
         return 0
+
+    async def _watch_approved(self) -> None:
+        """Poll the outbound rules' ``ledger_folder`` (re-read after each reload)."""
+        def specs() -> list[Any]:
+            self.outbound.validity = default_validity(self.engine.rules)
+            return folder_specs(self.engine.rules, self.config_path.parent)
+
+        await watch_folders(self.outbound, specs, self.clock.now)
 
     def _on_hup(self) -> None:
         self.sd.reloading()

@@ -150,21 +150,63 @@ def _outbound_rule(config: Config, rules: RuleSet) -> tuple[Any, list[str]]:
 
 
 def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
-    from monitor.detect.outbound import OutboundScreen
+    """Screen JSONL posts as the daemon would: ``{"id", "text"}`` gets the text checks
+    with every brand's allowed domains; with a configured ``brand`` and a
+    ``created_at`` (and optionally ``client``) the post also gets that brand's posting
+    hours, burst, client and ledger checks, in input order. The watchlist and the
+    ledger are read from the daemon's state database when it exists."""
+    from monitor.clock import parse_time
+    from monitor.detect.outbound import OutboundDetector, OutboundRuntime, OutboundScreen
+    from monitor.engine import state_path
+    from monitor.model import Author, Post
 
     config, rules = load_all(config_path)
     params, domains = _outbound_rule(config, rules)
-    screener = OutboundScreen(params, domains)
+    rule = next((r for r in rules.rules if r.signal == "outbound"), None)
+    rule = rule or Rule(name="outbound", signal="outbound", channels=(), params=params)
+    runtime = OutboundRuntime()
+    db = state_path(config)
+    if not db.is_absolute():
+        db = config_path.parent / db
+    store = SqliteStore(db) if db.exists() else None
+    if store is not None:
+        runtime.bind(store)
+    names = [n for b in config.brands for n in (b.name, *b.handles)]
+    screener = OutboundScreen(params, domains, names)
+    detectors = {b.name: OutboundDetector(rule, b, runtime) for b in config.brands
+                 if rule.applies_to(b.name)}
+    analyzer = build_analyzer(config)
     bad = 0
-    for number, row in _jsonl(stdin):
-        if isinstance(row, str):
-            bad += 1
-            sys.stderr.write(f"line {number}: {row}\n")
-            continue
-        result = screener.screen(row["text"])
-        stdout.write(json.dumps({"id": row.get("id"), "flagged": result.flagged,
-                                 "severity": result.severity if result.flagged else None,
-                                 "reasons": result.reasons}) + "\n")
+    try:
+        for number, row in _jsonl(stdin):
+            if isinstance(row, str):
+                bad += 1
+                sys.stderr.write(f"line {number}: {row}\n")
+                continue
+            text = row["text"]
+            compound = analyzer.score(text).compound
+            detector = detectors.get(str(row.get("brand")))
+            created = row.get("created_at")
+            try:
+                at = parse_time(created) if isinstance(created, str) else None
+            except ValueError:
+                at = None
+            if detector is not None and at is not None:
+                client = row.get("client") if isinstance(row.get("client"), str) else None
+                post = Post(id=str(row.get("id")), source="screen", kind="outbound",
+                            author=Author("screen", "screen"), text=text, created_at=at,
+                            brand=detector.brand.name, client=client)
+                result = detector.evaluate(post, compound)
+            else:
+                now = at or datetime.now(UTC)
+                watch = {w.id: w for b in config.brands for w in runtime.watches(b.name, now)}
+                result = screener.screen(text, watch=list(watch.values()), compound=compound)
+            stdout.write(json.dumps({"id": row.get("id"), "flagged": result.flagged,
+                                     "severity": result.severity if result.flagged else None,
+                                     "reasons": result.reasons}) + "\n")
+    finally:
+        if store is not None:
+            store.close()
     return 1 if bad else 0
 
 

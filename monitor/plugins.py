@@ -8,6 +8,10 @@ from typing import Any
 _MODULES = (
     "monitor.sources.replay",
     "monitor.sources.demo",
+    "monitor.sources.rss",
+    "monitor.sources.twitter",
+    "monitor.sources.bluesky",
+    "monitor.sources.mastodon",
     "monitor.detect.volume",
     "monitor.detect.sentiment_shift",
     "monitor.detect.influencer",

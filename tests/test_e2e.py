@@ -168,14 +168,13 @@ def test_shipped_default_config_shows_real_alerts(tmp_path: Path) -> None:
     text = text.replace("port: 8080", f"port: {port}").replace("speed: 120", "speed: 480")
     (tmp_path / "config.yaml").write_text(text)
     daemon = DaemonProcess(tmp_path / "config.yaml", port).start()
-    alerts_file = tmp_path / "state" / "alerts.jsonl"
+    files = [tmp_path / "state" / "alerts.jsonl", tmp_path / "state" / "security-alerts.jsonl"]
 
     def fired() -> set[str]:
-        if not alerts_file.exists():
-            return set()
         import json
 
-        return {json.loads(line)["rule"] for line in alerts_file.read_text().splitlines()}
+        return {json.loads(line)["rule"] for f in files if f.exists()
+                for line in f.read_text().splitlines()}
 
     try:
         wanted = {"volume-spike", "negative-surge", "influencer-negative", "outbound-off-message"}

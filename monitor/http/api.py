@@ -11,10 +11,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.clock import parse_time
+from monitor.detect.outbound.runtime import ApprovedPost, WatchEntry
 from monitor.errors import PostError
 from monitor.model import Post
 
@@ -257,3 +258,80 @@ def parse_alert_query(query: Mapping[str, str], repeated: set[str]) -> AlertQuer
                                 f"not {query['limit']!r}")
         limit = int(raw)
     return AlertQuery(since=since, brand=brand, limit=limit)
+
+
+# /watchlist and /approved-posts (outbound screening) ---------------------------------
+def parse_json_body(body: bytes) -> Any:
+    """Decode a JSON request body (UTF-8, no NaN/Infinity) or raise ApiError 400."""
+    text = _text(body)
+    try:
+        return _loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, _json_problem(exc, with_line=True)) from None
+
+
+def _items_of(data: Any, key: str) -> tuple[list[Any], bool]:
+    """(items, single): one object, a JSON array, or ``{key: [...]}``."""
+    if isinstance(data, list):
+        return data, False
+    if isinstance(data, dict) and set(data) == {key} and isinstance(data[key], list):
+        return data[key], False
+    return [data], True
+
+
+def _validated(items: list[Any], build: Any, max_batch: int) -> list[Any]:
+    if not items:
+        raise ApiError(400, "nothing to add: the list is empty")
+    if len(items) > max_batch:
+        raise ApiError(413, f"too many items in one request: {len(items)} "
+                            f"(max_batch is {max_batch})")
+    built: list[Any] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            built.append(build(item))
+        except ValueError as exc:
+            errors.append({"index": index, "error": str(exc)})
+    if errors:
+        raise ApiError(400, f"{len(errors)} of {len(items)} item(s) invalid, nothing was "
+                            f"added (first: item {errors[0]['index']}: {errors[0]['error']})",
+                       {"errors": errors})
+    return built
+
+
+def parse_watch_entries(body: bytes, now: datetime, max_batch: int
+                        ) -> tuple[list[WatchEntry], bool]:
+    """``{"term": ..., "brand"?, "note"?, "weight"?, "expires_in"?|"expires_at"?}``, a
+    list of them or ``{"entries": [...]}``; returns (entries, body was one object)."""
+    items, single = _items_of(parse_json_body(body), "entries")
+    built = _validated(items, lambda item: WatchEntry.from_json(item, now), max_batch)
+    return built, single
+
+
+def parse_approved_posts(body: bytes, now: datetime, validity: timedelta, max_batch: int
+                         ) -> tuple[list[ApprovedPost], bool]:
+    """``{"text": ..., "brand"?, "id"?, "valid_for"?|"valid_until"?}``, a list of them or
+    ``{"posts": [...]}``; returns (posts, body was one object)."""
+    items, single = _items_of(parse_json_body(body), "posts")
+    built = _validated(items, lambda item: ApprovedPost.from_json(item, now, validity),
+                       max_batch)
+    return built, single
+
+
+def parse_outbound_query(query: Mapping[str, str], repeated: set[str]
+                         ) -> tuple[str | None, bool]:
+    """``brand`` and ``expired`` (``true``: include expired items) of a GET."""
+    unknown = sorted(set(query) - {"brand", "expired"})
+    if unknown:
+        raise ApiError(400, f"unknown query parameter(s): {', '.join(unknown)} "
+                            "(allowed: brand, expired)")
+    if repeated:
+        raise ApiError(400, f"query parameter(s) given more than once: "
+                            f"{', '.join(sorted(repeated))}")
+    brand = query.get("brand")
+    if brand is not None and not brand.strip():
+        raise ApiError(400, "brand: must not be empty")
+    expired = query.get("expired", "false").strip().lower()
+    if expired not in ("true", "false", "1", "0"):
+        raise ApiError(400, f"expired: must be true or false, not {query['expired']!r}")
+    return brand, expired in ("true", "1")

@@ -20,6 +20,17 @@ Routes (every error is JSON ``{"error": "..."}``, including 404 and 405):
     ``Authorization: Bearer <api_token>``; when it is ``None`` they are readable
     without a token - acceptable because the server binds to 127.0.0.1 by default;
     set ``api_token`` before binding to any other address.
+``POST /watchlist``, ``GET /watchlist?brand=&expired=true``, ``DELETE /watchlist/{id}``
+    Sensitive events and hashtags the outbound screen flags (current events added by
+    admins, with expiry: ``{"term": "#SomeTag", "brand"?, "note"?, "weight"?,
+    "expires_in": "48h" | "expires_at": ISO | null}``, default 14 days).
+``POST /approved-posts``, ``GET /approved-posts?brand=&expired=true``
+    The approved-posts ledger: ``{"text": ..., "brand"?, "id"?, "valid_for"? |
+    "valid_until"?}`` (or a list). An outbound post not close to a valid item is
+    flagged as unsanctioned (see the outbound rule's ``ledger`` parameters).
+    Writes need ``Authorization: Bearer <api_token>`` and are refused (403) while
+    ``api_token`` is not configured; reads follow the alerts API's rule. Both answer
+    404 when the daemon does not run the outbound screen.
 """
 
 from __future__ import annotations
@@ -27,7 +38,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -39,12 +51,18 @@ from monitor.http.api import (
     NDJSON_TYPES,
     ApiError,
     parse_alert_query,
+    parse_approved_posts,
+    parse_outbound_query,
     parse_posts,
+    parse_watch_entries,
     require_bearer,
 )
 from monitor.metrics import Metrics
 from monitor.model import Post
 from monitor.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from monitor.detect.outbound.runtime import OutboundRuntime
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("monitor.http.access")
@@ -176,6 +194,66 @@ class _Handlers:
             raise ApiError(404, f"alert {alert_id!r} not found")
         return _json(found.to_json())
 
+    # outbound screening: watchlist and approved-posts ledger ------------------------
+    def _outbound(self) -> OutboundRuntime:
+        """The daemon's ``outbound`` runtime (an optional part of DaemonApi)."""
+        runtime: OutboundRuntime | None = getattr(self.api, "outbound", None)
+        if runtime is None:
+            raise ApiError(404, "the outbound screen is not running in this daemon")
+        return runtime
+
+    def _now(self) -> datetime:
+        clock = getattr(self.api, "clock", None)
+        now = clock.now() if clock is not None else None
+        return now if isinstance(now, datetime) else datetime.now(UTC)
+
+    def _require_admin(self, request: web.Request, what: str) -> None:
+        token = self.config.api_token
+        if token is None:
+            raise ApiError(403, f"{what} is disabled: set http.api_token in the "
+                                "configuration to change it over HTTP")
+        require_bearer(request.headers.get(hdrs.AUTHORIZATION), token, what)
+
+    def _outbound_query(self, request: web.Request) -> tuple[str | None, bool]:
+        self._check_api_token(request)
+        query = request.query
+        return parse_outbound_query(query, {k for k in query if len(query.getall(k)) > 1})
+
+    async def add_watch(self, request: web.Request) -> web.Response:
+        self._require_admin(request, "POST /watchlist")
+        runtime = self._outbound()
+        body = await _read_body(request, self.config.max_body_bytes)
+        entries, single = parse_watch_entries(body, self._now(), self.config.max_batch)
+        added = [runtime.add_watch(e).to_json() for e in entries]
+        return _json(added[0] if single else {"entries": added}, 201)
+
+    async def list_watch(self, request: web.Request) -> web.Response:
+        brand, expired = self._outbound_query(request)
+        found = self._outbound().watchlist(self._now(), brand, expired=expired)
+        return _json([e.to_json() for e in found])
+
+    async def delete_watch(self, request: web.Request) -> web.Response:
+        entry_id = request.match_info["entry_id"]
+        self._require_admin(request, "DELETE /watchlist")
+        if not self._outbound().remove_watch(entry_id):
+            raise ApiError(404, f"watchlist entry {entry_id!r} not found")
+        return _json({"deleted": entry_id})
+
+    async def add_approved(self, request: web.Request) -> web.Response:
+        self._require_admin(request, "POST /approved-posts")
+        runtime = self._outbound()
+        body = await _read_body(request, self.config.max_body_bytes)
+        items, single = parse_approved_posts(body, self._now(), runtime.validity,
+                                             self.config.max_batch)
+        stored = [runtime.approve(item) for item in items]
+        rows = [dict(item.to_json(), created=created) for item, created in stored]
+        return _json(rows[0] if single else {"posts": rows}, 201)
+
+    async def list_approved(self, request: web.Request) -> web.Response:
+        brand, expired = self._outbound_query(request)
+        found = self._outbound().approved_posts(self._now(), brand, expired=expired)
+        return _json([a.to_json() for a in found])
+
 
 def create_app(config: HttpConfig, api: DaemonApi) -> web.Application:
     """Build the aiohttp application (not started: see :func:`start_http`)."""
@@ -186,6 +264,11 @@ def create_app(config: HttpConfig, api: DaemonApi) -> web.Application:
     app.router.add_post("/ingest", h.ingest)
     app.router.add_get("/alerts", h.alerts)
     app.router.add_get("/alerts/{alert_id}", h.alert)
+    app.router.add_post("/watchlist", h.add_watch)
+    app.router.add_get("/watchlist", h.list_watch)
+    app.router.add_delete("/watchlist/{entry_id}", h.delete_watch)
+    app.router.add_post("/approved-posts", h.add_approved)
+    app.router.add_get("/approved-posts", h.list_approved)
     return app
 
 

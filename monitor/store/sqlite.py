@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL
 """
 
 
+# outbound screening (monitor.detect.outbound.runtime): bodies are the items' JSON
+_OUTBOUND_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS outbound_watchlist (id TEXT PRIMARY KEY, body TEXT NOT NULL, "
+    "expires_at REAL)",
+    "CREATE TABLE IF NOT EXISTS outbound_approved (id TEXT PRIMARY KEY, brand TEXT, "
+    "body TEXT NOT NULL, valid_until REAL NOT NULL)",
+)
+
+
 def _ts(when: datetime) -> float:
     return when.timestamp()
 
@@ -259,6 +268,47 @@ class SqliteStore:
             self._execute("DELETE FROM posts WHERE created_at<?", (cutoff,))
             self._execute("DELETE FROM buckets WHERE start<?", (cutoff,))
             self._execute("DELETE FROM outbox WHERE status='sent' AND sent_at<?", (cutoff,))
+
+    # outbound watchlist and approved-posts ledger (tables created on first use) ----
+    def _outbound_tables(self) -> None:
+        if getattr(self, "_outbound_ready", False):
+            return
+        for sql in _OUTBOUND_SCHEMA:
+            self._execute(sql)
+        self._outbound_ready = True
+
+    def add_outbound_watch(self, entry_id: str, body: dict[str, Any],
+                           expires_at: datetime | None) -> None:
+        self._outbound_tables()
+        self._execute("INSERT OR REPLACE INTO outbound_watchlist VALUES (?,?,?)",
+                      (entry_id, json.dumps(body, ensure_ascii=False),
+                       None if expires_at is None else _ts(expires_at)))
+
+    def delete_outbound_watch(self, entry_id: str) -> bool:
+        self._outbound_tables()
+        return self._execute("DELETE FROM outbound_watchlist WHERE id=?",
+                             (entry_id,)).rowcount == 1
+
+    def outbound_watch_entries(self) -> list[dict[str, Any]]:
+        self._outbound_tables()
+        rows = self._execute("SELECT body FROM outbound_watchlist ORDER BY rowid").fetchall()
+        return [dict(json.loads(r[0])) for r in rows]
+
+    def add_approved_post(self, item_id: str, brand: str | None, body: dict[str, Any],
+                          valid_until: datetime) -> None:
+        self._outbound_tables()
+        self._execute("INSERT OR REPLACE INTO outbound_approved VALUES (?,?,?,?)",
+                      (item_id, brand, json.dumps(body, ensure_ascii=False), _ts(valid_until)))
+
+    def approved_posts(self) -> list[dict[str, Any]]:
+        self._outbound_tables()
+        rows = self._execute("SELECT body FROM outbound_approved ORDER BY rowid").fetchall()
+        return [dict(json.loads(r[0])) for r in rows]
+
+    def prune_approved_posts(self, expired_before: datetime) -> int:
+        self._outbound_tables()
+        return self._execute("DELETE FROM outbound_approved WHERE valid_until<?",
+                             (_ts(expired_before),)).rowcount
 
 
 def _alert(row: Sequence[Any]) -> Alert:
