@@ -1,65 +1,67 @@
-"""Per-brand mention-volume spike detector: seasonal baseline + negative-binomial tails.
+"""Per-brand mention-volume spike detector for 5-minute (or other) count buckets.
 
-Model
------
-Each closed bucket (default 5 minutes) updates a :class:`~monitor.detect.seasonal.
-SeasonalBaseline` -- a Kalman-filtered level times an hour-of-day shape times a weekday
-factor -- that gives the expected count ``mu`` of any bucket and the relative
-uncertainty ``v`` of that expectation.  Counts are negative binomial around it,
-``Var = mu + alpha * mu**2``, with the over-dispersion ``alpha`` learned from the
-model's own one-step-ahead residuals, separately for every evaluation scale.
+Baseline
+    :class:`~monitor.detect.seasonal.SeasonalProfile`: the expected count of a bucket
+    is a trimmed mean, over the previous ``profile_days`` days, of the count around
+    the same time of day.  Buckets enter it winsorised (``winsor_z`` standard
+    deviations above the expectation), so neither a spike nor a whole news day moves
+    it much.  Memory: one week of buckets.
 
-A bucket is scored at several scales (``scales``, default 1, 3 and 12 buckets: 5 min,
-15 min, 1 hour): the observed sum of the last ``m`` buckets (the running one included)
-is compared with the expected sum under NB(sum, ``alpha_m + v``).  The
-**statistic** is the largest ``-log10 P(X >= observed)`` over the scales, so a single
-huge bucket and a sustained moderate rise both count; counts below the expectation
-score 0.  Only the upper tail is tested (a spike detector), and because the tail is a
-count distribution, 3 mentions where 0.2 are expected is judged as such, not by a
-z-score.
+Evidence, at several scales
+    Each evaluation compares the observed sum of the last ``m`` buckets (running
+    bucket included) with its expected sum, for every ``m`` in ``scales`` (default
+    1, 4, 16, 64 buckets: 5 min, 20 min, 80 min, 5 h 20), so a single huge bucket and
+    a sustained moderate rise both count.  At each scale two tail probabilities are
+    computed and the *larger* (less surprising) is kept:
+
+    * the count model's: negative binomial, ``Var = mu + alpha * mu**2``, with the
+      dispersion ``alpha`` learned per scale from residuals (plus the baseline's own
+      uncertainty while it is young) -- 3 mentions where 0.2 are expected is judged
+      as a count, never by a z-score;
+    * the brand's own history: the shrunk log rate ratio
+      ``z = ln((observed + c) / (expected + c))`` (``c = pseudo_count`` per bucket,
+      so low-volume brands need a larger relative surge) is calibrated on its own
+      exponentially weighted histogram, with an exponential peaks-over-threshold tail
+      (:class:`~monitor.detect.countmodel_stats.TailCalibrator`).  Real mention
+      counts are far burstier than any count model, and differently so per brand.
+
+**statistic** = the mean over the scales of those ``-log10`` tail probabilities, i.e.
+``-log10`` of their geometric mean: a surge must be unusual at several time scales at
+once, which separates real events from the isolated bursts of bots and retweet
+cascades.  Counts at or below the expectation contribute 0.
 
 Sensitivity (one knob)
-----------------------
-``sensitivity`` is the *nominal* false-alert budget: the threshold is the surprise a
-bucket must reach so that, if the model were exact, about ``rate`` buckets per day
-would reach it on some scale, i.e. ``threshold = log10(buckets_per_day * n_scales /
-rate)``.  Names map to rates: ``"low"`` = 0.001/day, ``"medium"`` = 0.01/day, ``"high"``
-= 0.1/day; a number is taken as the rate itself (alerts per day, > 0).  Real series
-have heavier tails than any fitted model, so the realised rate is higher than nominal.
+    The statistic must reach ``threshold = -log10(p)``: ``sensitivity`` is ``p``, the
+    geometric-mean tail probability per bucket that counts as a surge.  Names:
+    ``"high"`` = 0.01, ``"medium"`` = 0.005, ``"low"`` = 0.0025 (thresholds 2.0, 2.3,
+    2.6).  On the NAB realTweets dev series (5 brands, 8 weeks) they gave about 0.15,
+    0.06 and 0.04 false alerts per day per brand.
 
 Episodes
---------
-``fired`` is set once, on the transition into an episode; the episode stays ``active``
-until ``calm_buckets`` consecutive closed buckets score below ``calm_surprise`` (p > 1%
-at every scale by default), and the next evaluation then reports ``resolved``.
-Calling :meth:`CountModel.evaluate` again for the same running bucket with a growing
-count never fires twice.
+    ``fired`` is set once, on the transition into an episode (evaluating the same
+    running bucket again never fires twice); the episode stays ``active`` until
+    ``calm_buckets`` consecutive closed buckets score below ``calm_surprise``, and the
+    next evaluation below it reports ``resolved``.  Buckets of an episode still feed
+    the baseline (winsorised) and the calibration, but not the dispersion.
 
-Robust learning
----------------
-:meth:`CountModel.learn` winsorises a bucket at ``winsor_z`` standard deviations
-around its expectation before it enters the baseline, and buckets of an active episode
-do not update the dispersion, so a spike barely moves the baseline it is judged
-against.
-
-Warm-up, gaps and restarts
---------------------------
-Nothing fires until ``warmup_buckets`` (default 12, one hour) buckets were learned.
-From then on the baseline is the level seen so far, with the daily and weekly shapes
-treated as unknown (their prior variance widens the tails) until days and weeks of
-data shrink that uncertainty: alerts from hour one are possible but conservative; the
-model is fully seasonal after one to two weeks.  Missing buckets (a collection gap)
-are simply not learned: the level's variance grows with the time elapsed, so the first
-buckets after a gap are judged with wider tails and quickly re-set the level -- no
-false spike on recovery.  :meth:`CountModel.to_state` / :meth:`CountModel.from_state`
-persist everything (about 100 numbers) as JSON, so a restart is warm.
+Warm-up, gaps, restarts
+    Nothing fires before ``warmup_buckets`` (one hour) were learned.  During the first
+    day the baseline is the running level and the shape of the day is unknown: its
+    prior variance (``shape_prior_var``) widens the count-model tails, and only the
+    count model speaks until a calibration histogram holds a day of data.  Seasonal
+    from day two, fully calibrated after about a week.  Missing buckets (collection
+    gaps) are never learned and never counted as zeros: windows sum the buckets that
+    exist and the baseline is the same time on earlier days, so recovery after a gap
+    does not look like a spike.  After a gap longer than the profile the baseline
+    warms up again (calibration and dispersion, which describe the brand, are kept).
+    :meth:`CountModel.to_state` / :meth:`CountModel.from_state` persist everything as
+    JSON (about 3,000 numbers), so a restart is warm.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,99 +69,94 @@ from pathlib import Path
 from typing import Any
 
 from monitor.clock import utc
-from monitor.detect.countmodel_stats import TailCalibrator, nb_quantile_hi, nb_surprise
-from monitor.detect.seasonal import SeasonalProfile
+from monitor.detect.countmodel_stats import (
+    Dispersion,
+    TailCalibrator,
+    nb_surprise_upto,
+    upper_bound,
+)
+from monitor.detect.seasonal import SeasonalProfile, WindowSums
 
 Sensitivity = str | float
-SENSITIVITY_RATES: dict[str, float] = {"low": 0.001, "medium": 0.01, "high": 0.1}
-_STATE_VERSION = 1
-_ALPHA_FLOOR = 1e-3
+SENSITIVITY_LEVELS: dict[str, float] = {"high": 0.01, "medium": 0.005, "low": 0.0025}
+_STATE_VERSION = 2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def sensitivity_threshold(sensitivity: Sensitivity) -> float:
+    """The statistic an episode must reach for a sensitivity name or tail probability."""
+    if isinstance(sensitivity, str):
+        try:
+            p = SENSITIVITY_LEVELS[sensitivity]
+        except KeyError:
+            raise ValueError("sensitivity must be low, medium, high or a probability in (0, 1)"
+                             ) from None
+    else:
+        p = float(sensitivity)
+        if not 0.0 < p < 1.0:
+            raise ValueError("a numeric sensitivity is a tail probability in (0, 1)")
+    return -math.log10(p)
 
 
 @dataclass(frozen=True, slots=True)
 class CountModelParams:
-    """Detector parameters; one configuration is meant to serve every brand.
+    """Detector parameters; one configuration serves every brand.
 
-    bucket_seconds:       bucket width (the series' sampling step).
-    sensitivity:          "low" | "medium" | "high" or a nominal false-alert rate per day.
-    min_count:            never fire while the running bucket holds fewer mentions.
-    scales:               window lengths (in buckets) tested at every evaluation.
-    level_drift_per_day:  how fast the underlying rate may wander: log-scale standard
-                          deviation per day of the level's random walk (sets the level
-                          filter's speed and how much a gap widens the tails).
-    daily_halflife_days:  memory of the hour-of-day shape.
-    weekly_halflife_days: memory of the weekday factors.
-    shape_prior_var:      log-scale variance of the seasonal shape before any data.
-    dispersion_halflife_days: memory of the over-dispersion estimates.
-    prior_dispersion:     over-dispersion assumed before residuals are seen.
-    winsor_z:             buckets are clipped at this many standard deviations before
-                          they are learned (outlier-robust baseline).
-    warmup_buckets:       buckets to learn before anything can fire.
-    calm_surprise:        an episode ends after ``calm_buckets`` closed buckets whose
-    calm_buckets:         statistic stays below ``calm_surprise`` (-log10 p).
+    bucket_seconds        bucket width; must divide a day.
+    sensitivity           "low" | "medium" | "high" or a tail probability (module doc).
+    min_count             never fire while the running bucket holds fewer mentions.
+    scales                window lengths in buckets, increasing (default 5 min .. 5 h 20).
+    profile_days          days of history behind the time-of-day baseline.
+    smooth_buckets        the baseline averages this many buckets on each side.
+    shape_prior_var       relative variance of the unknown daily shape (day one).
+    pseudo_count          per-bucket pseudo-count of the shrunk log rate ratio.
+    dispersion_halflife_days, prior_dispersion   memory and start of the NB dispersion.
+    calibration_halflife_days                    memory of the calibration histograms.
+    winsor_z              buckets are clipped this many sd above expectation when learned.
+    warmup_buckets        learned buckets before anything can fire.
+    calm_surprise, calm_buckets   an episode ends after ``calm_buckets`` closed buckets
+                          whose statistic stays below ``calm_surprise``.
     """
 
     bucket_seconds: int = 300
     sensitivity: Sensitivity = "medium"
     min_count: int = 0
-    scales: tuple[int, ...] = (1, 3, 12)
+    scales: tuple[int, ...] = (1, 4, 16, 64)
     profile_days: int = 7
     smooth_buckets: int = 2
     shape_prior_var: float = 0.25
+    pseudo_count: float = 2.0
     dispersion_halflife_days: float = 3.0
     prior_dispersion: float = 0.25
-    calibration_halflife_days: float = 28.0
+    calibration_halflife_days: float = 14.0
     winsor_z: float = 3.0
-    pseudo_count: float = 1.0
-    cap_sums: bool = False
     warmup_buckets: int = 12
-    calm_surprise: float = 2.0
+    calm_surprise: float = 1.5
     calm_buckets: int = 6
 
     def __post_init__(self) -> None:
         if self.bucket_seconds <= 0 or 86400 % self.bucket_seconds:
             raise ValueError("bucket_seconds must divide a day")
-        if self.profile_days < 1:
-            raise ValueError("profile_days must be at least 1")
-        if not self.scales or min(self.scales) < 1 or list(self.scales) != sorted(set(self.scales)):
+        if not self.scales or self.scales[0] < 1 or list(self.scales) != sorted(set(self.scales)):
             raise ValueError("scales must be increasing positive bucket counts")
-        sensitivity_rate(self.sensitivity)
+        if self.profile_days < 1 or self.smooth_buckets < 0 or self.pseudo_count <= 0:
+            raise ValueError("profile_days >= 1, smooth_buckets >= 0, pseudo_count > 0")
+        sensitivity_threshold(self.sensitivity)
 
     @property
-    def buckets_per_day(self) -> float:
-        return 86400.0 / self.bucket_seconds
+    def buckets_per_day(self) -> int:
+        return 86400 // self.bucket_seconds
 
     @property
     def threshold(self) -> float:
-        """The statistic (``-log10`` tail probability) at which an episode fires."""
-        rate = sensitivity_rate(self.sensitivity)
-        return math.log10(self.buckets_per_day * len(self.scales) / rate)
-
-
-def sensitivity_rate(sensitivity: Sensitivity) -> float:
-    """Nominal false alerts per day for a sensitivity name or number (see module doc)."""
-    if isinstance(sensitivity, str):
-        try:
-            return SENSITIVITY_RATES[sensitivity]
-        except KeyError:
-            raise ValueError(
-                f"sensitivity must be one of {', '.join(SENSITIVITY_RATES)} or a number"
-            ) from None
-    rate = float(sensitivity)
-    if not rate > 0.0 or math.isinf(rate):
-        raise ValueError("numeric sensitivity is a false-alert rate per day and must be > 0")
-    return rate
+        return sensitivity_threshold(self.sensitivity)
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The outcome of one evaluation.
-
-    statistic: largest ``-log10 P(sum >= observed)`` over the scales (0 when at or below
-    the expectation); ``threshold`` is the value it must reach to fire.
-    expected: expected count of the (running part of the) bucket.
-    """
+    """One evaluation.  ``statistic``: mean over scales of ``-log10`` tail probabilities
+    (module doc); it fires at ``threshold``.  ``expected``: expected count of the
+    running part of the bucket."""
 
     fired: bool
     active: bool
@@ -171,17 +168,6 @@ class Verdict:
     warm: bool
 
 
-@dataclass(slots=True)
-class _Dispersion:
-    """Weighted running moment estimate of alpha for one scale."""
-
-    num: float = 0.0
-    den: float = 0.0
-
-    def value(self, prior: float) -> float:
-        return max(self.num / self.den, _ALPHA_FLOOR) if self.den > 0.0 else prior
-
-
 class CountModel:
     """Online detector for one count series (see the module docstring)."""
 
@@ -189,85 +175,33 @@ class CountModel:
         self.params = params
         per_day = params.buckets_per_day
         self._threshold = params.threshold
-        self._decay = 0.5 ** (1.0 / (params.dispersion_halflife_days * per_day))
-        self._base = SeasonalProfile(
-            slots_per_day=86400 // params.bucket_seconds,
-            days=params.profile_days,
-            smooth=params.smooth_buckets,
-            shape_prior_var=params.shape_prior_var,
-        )
-        self._disp = [_Dispersion() for _ in params.scales]
-        self._calib = [TailCalibrator() for _ in params.scales]
-        self._combo = TailCalibrator()
+        self._disp_decay = 0.5 ** (1.0 / (params.dispersion_halflife_days * per_day))
         self._calib_decay = 0.5 ** (1.0 / (params.calibration_halflife_days * per_day))
-        self._cache: tuple[int, float, list[tuple[float, float]]] | None = None
-        self._mu_cache: tuple[int, float, float] | None = None
-        self._history: deque[tuple[int, float, float, float]] = deque(maxlen=max(params.scales))
+        self._base = self._new_profile()
+        self._disp = [Dispersion(params.prior_dispersion) for _ in params.scales]
+        self._calib = [TailCalibrator(min_weight=per_day) for _ in params.scales]
+        self._sums = WindowSums(params.scales)
         self._active = False
         self._calm = 0
         self._pending_resolve = False
+        # per-bucket caches: (bucket, mu, extra) and (bucket, count, per-scale terms)
+        self._mu_cache: tuple[int, float, float] | None = None
+        self._eval_cache: tuple[int, float, list[tuple[float, float]]] | None = None
 
-    # -- time ---------------------------------------------------------------------------
+    def _new_profile(self) -> SeasonalProfile:
+        p = self.params
+        return SeasonalProfile(slots_per_day=p.buckets_per_day, days=p.profile_days,
+                               smooth=p.smooth_buckets, shape_prior_var=p.shape_prior_var)
+
     def _locate(self, when: datetime) -> int:
         """The bucket number (since the epoch, UTC) that ``when`` falls in."""
-        seconds = (utc(when) - _EPOCH).total_seconds()
-        return math.floor(seconds / self.params.bucket_seconds)
+        return math.floor((utc(when) - _EPOCH).total_seconds() / self.params.bucket_seconds)
+
+    @property
+    def warm(self) -> bool:
+        return self._base.n_learned >= self.params.warmup_buckets
 
     # -- scoring ------------------------------------------------------------------------
-    def _window_sums(self, bucket: int) -> list[tuple[float, float, float, int]]:
-        """(observed, capped observed, expected, buckets seen) over each scale's closed part."""
-        sums: list[tuple[float, float, float, int]] = []
-        obs = cap = exp = 0.0
-        seen = 0
-        entries = reversed(self._history)
-        entry = next(entries, None)
-        for scale in self.params.scales:
-            low = bucket - scale
-            while entry is not None and entry[0] > low:
-                if entry[0] < bucket:
-                    obs += entry[1]
-                    cap += entry[2]
-                    exp += entry[3]
-                    seen += 1
-                entry = next(entries, None)
-            sums.append((obs, cap, exp, seen))
-        return sums
-
-    def _raw(self, bucket: int, count: float, mu: float, extra: float,
-             fraction: float) -> list[tuple[float, float]]:
-        """(count-model surprise, shrunk log rate ratio) of ``count`` at every scale."""
-        p = self.params
-        expected = mu * fraction
-        capped = min(count, self._cap(expected, extra))
-        out: list[tuple[float, float]] = []
-        for scale, (obs, cap, exp, seen), disp in zip(p.scales, self._window_sums(bucket),
-                                                      self._disp, strict=True):
-            if scale == 1 or not p.cap_sums:
-                total = obs + count
-            else:
-                total = cap + capped
-            mean = exp + expected
-            shrink = p.pseudo_count * (seen + fraction)
-            nb = nb_surprise(total, mean, disp.value(p.prior_dispersion) + extra)
-            out.append((nb, math.log((total + shrink) / (mean + shrink))))
-        return out
-
-    def _cap(self, mu: float, extra: float) -> float:
-        """Winsorising bound of one bucket: ``winsor_z`` standard deviations above ``mu``."""
-        alpha = self._disp[0].value(self.params.prior_dispersion) + extra
-        return nb_quantile_hi(mu, alpha, self.params.winsor_z)
-
-    def _evidence(self, raws: list[tuple[float, float]]) -> float:
-        """Mean over scales of min(count-model surprise, calibrated effect-size surprise)."""
-        total = 0.0
-        for calib, (nb, z) in zip(self._calib, raws, strict=True):
-            total += min(nb, calib.surprise(z))
-        return total / len(raws)
-
-    def _statistic(self, evidence: float) -> float:
-        combined = self._combo.surprise(evidence)
-        return evidence if math.isinf(combined) else combined
-
     def _expect(self, bucket: int) -> tuple[float, float]:
         cached = self._mu_cache
         if cached is not None and cached[0] == bucket:
@@ -277,9 +211,23 @@ class CountModel:
         self._mu_cache = (bucket, mu, extra)
         return mu, extra
 
-    @property
-    def warm(self) -> bool:
-        return self._base.n_learned >= self.params.warmup_buckets
+    def _terms(self, bucket: int, count: float, mu: float, extra: float,
+               fraction: float) -> list[tuple[float, float]]:
+        """Per scale: (shrunk log rate ratio, min(count-model, calibrated) surprise)."""
+        expected = mu * fraction
+        out: list[tuple[float, float]] = []
+        for (obs, exp, seen), disp, calib in zip(self._sums.closed(bucket), self._disp,
+                                                 self._calib, strict=True):
+            total, mean = obs + count, exp + expected
+            shrink = self.params.pseudo_count * (seen + fraction)
+            z = math.log((total + shrink) / (mean + shrink))
+            calibrated = calib.surprise(z) if z > 0.0 else 0.0
+            out.append((z, nb_surprise_upto(total, mean, disp.alpha + extra, calibrated)))
+        return out
+
+    @staticmethod
+    def _statistic(terms: list[tuple[float, float]]) -> float:
+        return sum(surprise for _, surprise in terms) / len(terms)
 
     def evaluate(self, bucket_start: datetime, count: float, *, fraction: float = 1.0) -> Verdict:
         """Score a running bucket (``fraction`` = elapsed share of it); does not learn.
@@ -289,127 +237,104 @@ class CountModel:
         """
         fraction = min(max(fraction, 1e-3), 1.0)
         bucket = self._locate(bucket_start)
-        warm = self.warm
         if self._base.n_learned == 0:
             return Verdict(False, self._active, False, count, 0.0, 0.0, self._threshold, False)
         mu, extra = self._expect(bucket)
-        raws = self._raw(bucket, count, mu, extra, fraction)
+        terms = self._terms(bucket, count, mu, extra, fraction)
         if fraction >= 1.0:
-            self._cache = (bucket, count, raws)
-        statistic = self._statistic(self._evidence(raws))
+            self._eval_cache = (bucket, count, terms)
+        statistic = self._statistic(terms)
         fired = resolved = False
         if self._active:
             if self._pending_resolve and statistic < self.params.calm_surprise:
                 self._active = self._pending_resolve = False
                 self._calm = 0
                 resolved = True
-        elif warm and statistic >= self._threshold and count >= self.params.min_count:
+        elif self.warm and statistic >= self._threshold and count >= self.params.min_count:
             self._active = fired = True
             self._calm = 0
-            self._pending_resolve = False
         return Verdict(fired, self._active, resolved, count, mu * fraction, statistic,
-                       self._threshold, warm)
+                       self._threshold, self.warm)
 
+    # -- learning -----------------------------------------------------------------------
     def learn(self, bucket_start: datetime, count: float) -> None:
-        """Let a closed bucket enter the baseline (missing buckets are simply never learned)."""
+        """A closed bucket enters the model.  Missing buckets are simply never learned;
+        a bucket at or before the last learned one is ignored."""
         p = self.params
         bucket = self._locate(bucket_start)
-        if self._history and bucket <= self._history[-1][0]:
-            return  # already learned (or out of order): the baseline only moves forward
+        last = self._base.last_bucket
+        if last is not None and bucket <= last:
+            return
         count = max(float(count), 0.0)
+        if last is not None and bucket - last > self._base.size:
+            self._base = self._new_profile()  # the profile is stale: warm up again
         if self._base.n_learned == 0:
             self._base.learn(bucket, count)
-            self._history.append((bucket, count, count, count))
+            self._sums.add(bucket, count, count)
+            self._mu_cache = self._eval_cache = None
             return
         mu, extra = self._expect(bucket)
-        cached = self._cache
+        cached = self._eval_cache
         if cached is not None and cached[0] == bucket and cached[1] == count:
-            raws = cached[2]
+            terms = cached[2]
         else:
-            raws = self._raw(bucket, count, mu, extra, 1.0)
-        self._cache = None
-        hi = self._cap(mu, extra)
-        clipped = min(max(count, 2.0 * mu - hi), hi)
-        self._history.append((bucket, count, min(count, hi), mu))
-        self._base.learn(bucket, clipped)
-        self._mu_cache = None
-        evidence = self._evidence(raws)
-        if self._active:
-            calm = self._statistic(evidence) < p.calm_surprise
-            self._calm = self._calm + 1 if calm else 0
-            self._pending_resolve = self._calm >= p.calm_buckets
-            return  # an episode's buckets teach neither dispersion nor calibration
-        for calib, (_, z) in zip(self._calib, raws, strict=True):
+            terms = self._terms(bucket, count, mu, extra, 1.0)
+        statistic = self._statistic(terms)
+        for calib, (z, _) in zip(self._calib, terms, strict=True):
             calib.observe(z, self._calib_decay)
-        if not math.isinf(evidence):
-            self._combo.observe(evidence, self._calib_decay)
-        self._update_dispersion(bucket, count, min(count, hi), mu, extra)
+        if self._active:
+            self._calm = self._calm + 1 if statistic < p.calm_surprise else 0
+            self._pending_resolve = self._calm >= p.calm_buckets
+        else:
+            self._update_dispersion(bucket, count, mu, extra)
+        hi = upper_bound(mu, self._disp[0].alpha + extra, p.winsor_z)
+        self._base.learn(bucket, min(max(count, 2.0 * mu - hi), hi))
+        self._sums.add(bucket, count, mu)
+        self._mu_cache = self._eval_cache = None
 
-    def _update_dispersion(self, bucket: int, count: float, capped: float, mu: float,
-                           extra: float) -> None:
-        prior = self.params.prior_dispersion
-        sums = self._window_sums(bucket)
-        for scale, disp, (obs, cap, exp, seen) in zip(self.params.scales, self._disp, sums,
-                                                      strict=True):
-            if seen + 1 < scale:
-                continue  # a gap inside the window: skip rather than mix scales
-            if scale == 1 or not self.params.cap_sums:
-                observed = obs + count
-            else:
-                observed = cap + capped
-            expected = exp + mu
-            alpha = disp.value(prior)
-            var = expected + (alpha + extra) * expected * expected
-            sq = min((observed - expected) ** 2, 16.0 * var)
-            r = (sq - expected) / (expected * expected) - extra
-            w = (expected / (1.0 + (alpha + extra) * expected)) ** 2
-            if disp.den == 0.0:
-                disp.num, disp.den = prior * w * 12.0, w * 12.0
-            disp.num = self._decay * disp.num + w * r
-            disp.den = self._decay * disp.den + w
+    def _update_dispersion(self, bucket: int, count: float, mu: float, extra: float) -> None:
+        for scale, disp, (obs, exp, seen) in zip(self.params.scales, self._disp,
+                                                 self._sums.closed(bucket), strict=True):
+            if seen + 1 == scale:  # only complete windows (no gap inside)
+                disp.observe(obs + count, exp + mu, extra, self._disp_decay)
 
     # -- persistence --------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
-        """JSON-serialisable snapshot (params are not included; pass them to from_state)."""
+        """JSON-serialisable snapshot; the params are not included (pass them back)."""
         return {
             "version": _STATE_VERSION,
             "bucket_seconds": self.params.bucket_seconds,
             "scales": list(self.params.scales),
-            "baseline": self._base.to_state(),
-            "dispersion": [[d.num, d.den] for d in self._disp],
+            "profile": self._base.to_state(),
+            "dispersion": [d.to_state() for d in self._disp],
             "calibration": [c.to_state() for c in self._calib],
-            "combined": self._combo.to_state(),
-            "history": [list(h) for h in self._history],
-            "active": self._active,
-            "calm": self._calm,
-            "pending_resolve": self._pending_resolve,
+            "window": self._sums.to_state(),
+            "episode": [self._active, self._calm, self._pending_resolve],
         }
 
     @classmethod
     def from_state(cls, params: CountModelParams, state: dict[str, Any]) -> CountModel:
-        """Rebuild a model from :meth:`to_state`; a state for other buckets/scales is refused."""
+        """Rebuild a model saved by :meth:`to_state` with compatible params."""
         if state.get("version") != _STATE_VERSION:
             raise ValueError(f"unsupported count model state version {state.get('version')!r}")
         if (state.get("bucket_seconds") != params.bucket_seconds
                 or list(state.get("scales", ())) != list(params.scales)):
             raise ValueError("count model state was saved with other bucket_seconds/scales")
         model = cls(params)
-        model._base.load_state(state["baseline"])
-        for disp, (num, den) in zip(model._disp, state["dispersion"], strict=True):
-            disp.num, disp.den = float(num), float(den)
+        model._base.load_state(state["profile"])
+        for disp, values in zip(model._disp, state["dispersion"], strict=True):
+            disp.load_state(values)
         for calib, values in zip(model._calib, state["calibration"], strict=True):
             calib.load_state(values)
-        model._combo.load_state(state["combined"])
-        for b, obs, cap, exp in state["history"]:
-            model._history.append((int(b), float(obs), float(cap), float(exp)))
-        model._active = bool(state["active"])
-        model._calm = int(state["calm"])
-        model._pending_resolve = bool(state["pending_resolve"])
+        model._sums.load_state(state["window"])
+        active, calm, pending = state["episode"]
+        model._active, model._calm, model._pending_resolve = bool(active), int(calm), bool(pending)
         return model
 
 
 def backtest(rows: Sequence[tuple[datetime, float]], params: CountModelParams) -> list[datetime]:
-    """Feed a complete series in order (evaluate at fraction 1.0, then learn); return firings."""
+    """Feed a complete series in order (evaluate at fraction 1.0, then learn); return the
+    bucket timestamps that fired."""
     model = CountModel(params)
     fired: list[datetime] = []
     for when, count in rows:
@@ -420,7 +345,7 @@ def backtest(rows: Sequence[tuple[datetime, float]], params: CountModelParams) -
 
 
 def load_series_csv(path: Path) -> list[tuple[datetime, float]]:
-    """Read a NAB ``timestamp,value`` CSV; naive timestamps are returned as given (UTC)."""
+    """Read a NAB ``timestamp,value`` CSV; timestamps are returned as written (naive = UTC)."""
     rows: list[tuple[datetime, float]] = []
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
@@ -430,6 +355,6 @@ def load_series_csv(path: Path) -> list[tuple[datetime, float]]:
             try:
                 rows.append((datetime.fromisoformat(rec["timestamp"].strip()),
                              float(rec["value"])))
-            except (TypeError, ValueError) as exc:
+            except (AttributeError, TypeError, ValueError) as exc:
                 raise ValueError(f"{path}:{line}: {exc}") from None
     return rows

@@ -40,6 +40,8 @@ class VolumeParams:
         if isinstance(self.sensitivity, str) and self.sensitivity not in ("low", "medium",
                                                                           "high"):
             return [("sensitivity", "must be low, medium, high or a number")]
+        if not isinstance(self.sensitivity, str) and not 0 < self.sensitivity < 1:
+            return [("sensitivity", "a number must be a tail probability between 0 and 1")]
         return []
 
 
