@@ -101,7 +101,11 @@ def test_burst_email_survives_sigkill_without_loss_or_duplicate(tmp_path: Path) 
         body_text = inbox.messages[0].get_payload(decode=True)
         assert body_text is None or b"mentions" in body_text or inbox.messages[0].is_multipart()
 
-        daemon.kill()  # a second crash after delivery
+        # a second crash once the delivery is recorded (a crash between the SMTP
+        # server's "250 OK" and that record would re-send: delivery is at-least-once)
+        wait_for(lambda: daemon.request("GET", "/healthz")[1]["outbox"].get("pending", 1) == 0,
+                 30, "the outbox to record the delivery")
+        daemon.kill()
         daemon.start()
         status, body = daemon.request("POST", "/ingest", _as_json(burst), TOKEN)
         assert status == 202 and body == {"accepted": 0, "duplicates": len(burst)}

@@ -339,3 +339,14 @@ async def test_channels_still_deliver_when_rendering_fails(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     await ConsoleNotifier("out").send(make_alert(details=ExplodingDetails()))
     assert "details could not be shown" in capsys.readouterr().out
+
+
+async def test_jsonl_channel_writes_a_resent_alert_once(tmp_path: Path) -> None:
+    """At-least-once delivery (crash between write and "sent") must not duplicate lines."""
+    notifier = JsonlNotifier("file", tmp_path / "a.jsonl")
+    first, second = make_alert(), replace(make_alert(), id="other-id")
+    await notifier.send(first)
+    await notifier.send(second)
+    await notifier.send(first)
+    ids = [json.loads(line)["id"] for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert ids == [first.id, "other-id"]

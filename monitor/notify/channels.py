@@ -27,6 +27,7 @@ from monitor.secrets import mask
 log = logging.getLogger(__name__)
 
 CONSOLE_SCHEME = "console://"
+TAIL_BYTES = 256 * 1024  # how far back a jsonl channel looks for an already written alert
 JSONL_SCHEME = "jsonl://"
 
 # apprise's notify type drives colours/icons on chat services
@@ -83,10 +84,27 @@ class JsonlNotifier:
         line = json.dumps(alert.to_json(), ensure_ascii=False, separators=(",", ":"),
                           default=str) + "\n"
         try:
-            await asyncio.to_thread(self._append, line.encode("utf-8"))
+            await asyncio.to_thread(self._append_once, alert.id, line.encode("utf-8"))
         except OSError as exc:
             raise DeliveryError(f"channel {self.name!r}: cannot append to {self.path}: {exc}",
                                 retryable=True) from exc
+
+    def _append_once(self, alert_id: str, data: bytes) -> None:
+        """Append unless the alert is already among the last lines.
+
+        The outbox delivers at least once: a crash between this write and the
+        outbox's "sent" mark re-sends the alert. Alert ids are stable, and a
+        re-send lands right after the first write, so the file's tail tells.
+        """
+        marker = ('{"id":' + json.dumps(alert_id)).encode("utf-8")
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(max(0, handle.seek(0, os.SEEK_END) - TAIL_BYTES))
+                if any(line.startswith(marker) for line in handle.read().splitlines()):
+                    return
+        except FileNotFoundError:
+            pass
+        self._append(data)
 
     def _append(self, data: bytes) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
