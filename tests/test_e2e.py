@@ -103,7 +103,7 @@ def test_burst_email_survives_sigkill_without_loss_or_duplicate(tmp_path: Path) 
 
         # a second crash once the delivery is recorded (a crash between the SMTP
         # server's "250 OK" and that record would re-send: delivery is at-least-once)
-        wait_for(lambda: daemon.request("GET", "/healthz")[1]["outbox"].get("pending", 1) == 0,
+        wait_for(lambda: daemon.request("GET", "/healthz")[1]["outbox"].get("pending", 0) == 0,
                  30, "the outbox to record the delivery")
         daemon.kill()
         daemon.start()
