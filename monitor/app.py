@@ -25,7 +25,7 @@ from monitor.config.schema import Config
 from monitor.detect.outbound.folder import default_validity, folder_specs, watch_folders
 from monitor.detect.outbound.runtime import RUNTIME, OutboundRuntime
 from monitor.engine import Engine, state_path
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StoreError
 from monitor.http.server import start_http
 from monitor.metrics import Metrics
 from monitor.model import Alert, Post
@@ -33,6 +33,7 @@ from monitor.notify.channels import build_notifiers
 from monitor.notify.outbox import OutboxWorker
 from monitor.sdnotify import Notifier as SdNotifier
 from monitor.sdnotify import watchdog_loop
+from monitor.source_watch import OutageWatch
 from monitor.sources.base import SOURCES, Source, SourceContext
 from monitor.sources.demo import demo_clock
 from monitor.store.sqlite import SqliteStore
@@ -42,6 +43,7 @@ BATCH = 200
 TICK_SECONDS = 2.0
 PRUNE_SECONDS = 3600.0
 RULES_POLL_SECONDS = 2.0
+STORE_RETRY_SECONDS = 1.0  # a batch the store refused (locked, full) is retried
 
 
 class Daemon:
@@ -69,6 +71,7 @@ class Daemon:
         self.outbox_wake = asyncio.Event()
         self.engine.on_alerts = lambda alerts: self.outbox_wake.set()
         self.sd = SdNotifier()
+        self.outages = OutageWatch(self.admin_alert)  # source down > 2 min: admin alert
         self.http_port: int | None = None
         self._last_loop_beat = asyncio.get_event_loop().time()
 
@@ -99,7 +102,14 @@ class Daemon:
             batch = [await self.queue.get()]
             while len(batch) < BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            self._process(batch)
+            while True:
+                try:
+                    self._process(batch)
+                    break
+                except StoreError as exc:  # locked or full: keep the batch, try again
+                    log.error("cannot store %d post(s), retrying in %gs: %s", len(batch),
+                              STORE_RETRY_SECONDS, exc)
+                    await asyncio.sleep(STORE_RETRY_SECONDS)
             await asyncio.sleep(0)
 
     def _process(self, batch: list[Post]) -> None:
@@ -113,13 +123,20 @@ class Daemon:
             # Posts still queued may be older than "now" (a backfill, a burst): let them
             # reach their buckets first, or closing buckets now would make them late.
             if self.queue.empty() and not any(s.catching_up for s in self.sources):
-                self.engine.tick()
+                try:
+                    self.engine.tick()
+                except StoreError as exc:  # a locked or full store must not stop the ticker
+                    log.error("tick skipped: %s", exc)
+            self.outages.check(self.sources, self.clock.now())
             self._last_loop_beat = asyncio.get_running_loop().time()
             since_prune += TICK_SECONDS
             if since_prune >= PRUNE_SECONDS:
                 since_prune = 0.0
-                self.engine.prune()
-                self.outbound.prune(self.clock.now())
+                try:
+                    self.engine.prune()
+                    self.outbound.prune(self.clock.now())
+                except StoreError as exc:
+                    log.error("prune skipped: %s", exc)
 
     async def _run_source(self, source: Source) -> None:
         try:

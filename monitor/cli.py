@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor import logs
+from monitor import lifecycle_cli, logs
 from monitor.errors import BrandMonitorError, ConfigError
 
 DEFAULT_CONFIG = "config.yaml"
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     command("screen", "JSONL outbound posts on stdin -> screening results on stdout")
     notify = command("notify-test", "send a test alert through each channel")
     notify.add_argument("--channel", help="only this channel")
+    lifecycle_cli.add_parsers(command)
     return parser
 
 
@@ -63,6 +64,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from monitor import commands
 
     config: Path = args.config
+    if args.command in lifecycle_cli.COMMANDS:
+        return lifecycle_cli.run(args)
     if args.command == "run":
         from monitor.app import serve
 

@@ -19,6 +19,7 @@ from monitor import plugins
 from monitor.clock import Clock
 from monitor.config.schema import Config, RuleSet
 from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.enrich import intent
 from monitor.enrich.match import BrandMatcher
 from monitor.enrich.sentiment import SentimentAnalyzer, load_packs, pack_paths
 from monitor.metrics import Metrics
@@ -54,7 +55,7 @@ class Engine:
         self.analyzer = analyzer or build_analyzer(config)
         self.matcher = BrandMatcher(config.brands)
         self.rules = rules
-        self.router = Router(rules, store, metrics)
+        self.router = Router(rules, store, metrics, config.channels)
         self.detectors: dict[tuple[str, str], Detector] = {}
         self.on_alerts: Callable[[Sequence[Alert]], None] = lambda alerts: None
         self._build_detectors(rules, {})
@@ -119,7 +120,15 @@ class Engine:
         if not brands:
             return []
         score = self.analyzer.score(post.text)
-        return [EnrichedPost(post, brand, score.compound, score.label) for brand in brands]
+        return [EnrichedPost(post, brand, score.compound, score.label,
+                             self._intent_tags(post, brand)) for brand in brands]
+
+    def _intent_tags(self, post: Post, brand: str) -> tuple[str, ...]:
+        """purchase_intent / churn_risk (monitor.enrich.intent) of a mention."""
+        if post.kind != "mention":
+            return ()
+        config = next((b for b in self.config.brands if b.name == brand), None)
+        return intent.tags(post.text, intent.own_terms(config) if config else frozenset())
 
     def process(self, post: Post) -> Outcome:
         """Run one post through the pipeline (one transaction)."""
@@ -172,6 +181,7 @@ class Engine:
         with self.store.transaction():
             for detector in self.detectors.values():
                 alerts += self._route(detector.tick(now), now)
+            alerts += self.router.tick(now)  # escalation (monitor.route.lifecycle)
             self._persist()
         self._announce(alerts)
         return alerts

@@ -15,6 +15,8 @@ _MODULES = (
     "monitor.detect.volume",
     "monitor.detect.sentiment_shift",
     "monitor.detect.influencer",
+    "monitor.detect.silence",
+    "monitor.detect.intent",
     "monitor.detect.outbound",
 )
 _loaded = False

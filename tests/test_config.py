@@ -110,5 +110,6 @@ def test_shipped_config_and_rules_are_valid() -> None:
     config = load_config(ROOT / "config.yaml")
     rules = load_rules(Path(config.rules_dir), config)
     signals = {r.signal for r in rules.rules}
-    assert signals == {"volume_spike", "negative_surge", "influencer", "outbound"}
+    assert signals == {"volume_spike", "negative_surge", "influencer", "outbound",
+                       "source_silence", "intent"}
     assert any(s.type == "demo" for s in config.sources)

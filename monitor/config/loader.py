@@ -160,6 +160,14 @@ def load_rule_file(path: Path, config: Config) -> list[tuple[Rule, int | None]]:
             if config.channel(name) is None:
                 ctx.problem(item.line_of("channels"), f"{key}.channels",
                             f"unknown channel {name!r}")
+        for name in rule.escalate_to:
+            if config.channel(name) is None:
+                ctx.problem(item.line_of("escalate_to"), f"{key}.escalate_to",
+                            f"unknown channel {name!r}")
+        if bool(rule.escalate_to) != bool(rule.escalate_after):
+            ctx.problem(item.line_of("escalate_to") or item.line_of("escalate_after"),
+                        f"{key}.escalate_to", "escalation needs both escalate_after (> 0) "
+                        "and escalate_to")
         for name in rule.brands:
             if config.brand(name) is None:
                 ctx.problem(item.line_of("brands"), f"{key}.brands", f"unknown brand {name!r}")

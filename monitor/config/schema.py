@@ -37,6 +37,23 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QuietHours:
+    """Local times (``HH:MM``, ``timezone`` an IANA name) during which non-critical
+    alerts for a channel wait; ``days`` (mon..sun, empty: every day) are the days
+    on which a quiet period starts. See monitor/route/schedule.py."""
+
+    start: str
+    end: str
+    timezone: str = "UTC"
+    days: tuple[str, ...] = ()
+
+    def problems(self) -> list[tuple[str, str]]:
+        from monitor.route.schedule import quiet_hours_problems
+
+        return quiet_hours_problems(self)
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
     """A notification channel: an apprise URL, or ``console://`` / ``jsonl://PATH``."""
 
@@ -46,6 +63,7 @@ class ChannelConfig:
     backoff: timedelta = timedelta(seconds=5)
     max_backoff: timedelta = timedelta(minutes=30)
     fallback: str | None = None
+    quiet_hours: QuietHours | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +121,9 @@ class Rule:
     cooldown: timedelta = timedelta(minutes=30)
     repeat_interval: timedelta = timedelta(0)  # 0: no reminders while still firing
     notify_resolved: bool = True
+    escalate_after: timedelta = timedelta(0)  # 0: never escalate
+    escalate_to: tuple[str, ...] = ()
+    group_window: timedelta = timedelta(0)  # 0: not grouped with other rules
     enabled: bool = True
     description: str = ""
     params: Any = None  # built into the detector's own Params dataclass by the loader

@@ -61,7 +61,11 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError("expected a duration like 30s, 5m, 1h")
     if seconds < 0:
         raise ValueError("duration must not be negative")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except (OverflowError, ValueError):  # inf, nan, or beyond 999999999 days
+        raise ValueError("expected a duration like 30s, 5m, 1h (this one is out of "
+                         "range)") from None
 
 
 def build(cls: type[T], data: object, ctx: Context, key: str = "", line: int | None = None) -> T:

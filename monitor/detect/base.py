@@ -24,6 +24,7 @@ class EnrichedPost:
     brand: str
     compound: float
     label: str  # negative | neutral | positive
+    tags: tuple[str, ...] = ()  # e.g. purchase_intent, churn_risk (monitor.enrich.intent)
 
     @property
     def negative(self) -> bool:

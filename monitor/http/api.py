@@ -23,6 +23,7 @@ from monitor.model import Post
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
                           "application/x-jsonlines", "application/jsonlines"})
 DEFAULT_ALERT_LIMIT = 100
+ALERT_STATES = ("firing", "acknowledged", "resolved", "silenced")
 MAX_ALERT_LIMIT = 1000
 _BODY_SHAPES = 'a JSON array of posts, {"posts": [...]} or one post object'
 _OFFSET_LOST_PLUS = re.compile(r"^(.*\d) (\d{2}(?::?\d{2})?)$")
@@ -218,6 +219,7 @@ class AlertQuery:
     since: datetime | None = None
     brand: str | None = None
     limit: int = DEFAULT_ALERT_LIMIT
+    state: str | None = None  # firing | acknowledged | resolved | silenced
 
 
 def _parse_since(value: str) -> datetime:
@@ -237,11 +239,15 @@ def _parse_since(value: str) -> datetime:
 
 
 def parse_alert_query(query: Mapping[str, str], repeated: set[str]) -> AlertQuery:
-    """Validate ``since``, ``brand`` and ``limit``; unknown or repeated keys are errors."""
-    unknown = sorted(set(query) - {"since", "brand", "limit"})
+    """Validate ``since``, ``brand``, ``limit`` and ``state``; unknown or repeated keys
+    are errors."""
+    unknown = sorted(set(query) - {"since", "brand", "limit", "state"})
     if unknown:
         raise ApiError(400, f"unknown query parameter(s): {', '.join(unknown)} "
-                            "(allowed: since, brand, limit)")
+                            "(allowed: since, brand, limit, state)")
+    state = query.get("state")
+    if state is not None and state not in ALERT_STATES:
+        raise ApiError(400, f"state: must be one of {', '.join(ALERT_STATES)}, not {state!r}")
     if repeated:
         raise ApiError(400, f"query parameter(s) given more than once: "
                             f"{', '.join(sorted(repeated))}")
@@ -257,7 +263,7 @@ def parse_alert_query(query: Mapping[str, str], repeated: set[str]) -> AlertQuer
             raise ApiError(400, f"limit: must be an integer from 1 to {MAX_ALERT_LIMIT}, "
                                 f"not {query['limit']!r}")
         limit = int(raw)
-    return AlertQuery(since=since, brand=brand, limit=limit)
+    return AlertQuery(since=since, brand=brand, limit=limit, state=state)
 
 
 # /watchlist and /approved-posts (outbound screening) ---------------------------------

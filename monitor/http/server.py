@@ -57,8 +57,10 @@ from monitor.http.api import (
     parse_watch_entries,
     require_bearer,
 )
+from monitor.http.lifecycle_api import LifecycleRoutes
 from monitor.metrics import Metrics
 from monitor.model import Post
+from monitor.route.lifecycle import Lifecycle
 from monitor.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -183,6 +185,9 @@ class _Handlers:
         query = request.query
         repeated = {key for key in query if len(query.getall(key)) > 1}
         q = parse_alert_query(query, repeated)
+        if q.state is not None:  # with each alert's lifecycle status (monitor.route.lifecycle)
+            return _json(Lifecycle(self.api.store).history(
+                since=q.since, brand=q.brand, state=q.state, limit=q.limit))
         found = self.api.store.alerts(since=q.since, brand=q.brand, limit=q.limit)
         return _json([alert.to_json() for alert in found])
 
@@ -269,6 +274,8 @@ def create_app(config: HttpConfig, api: DaemonApi) -> web.Application:
     app.router.add_delete("/watchlist/{entry_id}", h.delete_watch)
     app.router.add_post("/approved-posts", h.add_approved)
     app.router.add_get("/approved-posts", h.list_approved)
+    LifecycleRoutes(api.store, h._now, h._check_api_token, h._require_admin,
+                    config.max_body_bytes).add_to(app)
     return app
 
 

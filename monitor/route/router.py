@@ -9,6 +9,12 @@ the condition is firing and when people were last told:
   notified (``firing_quiet``), so a flapping signal does not page twice;
 - resolved after a notified firing: an "all clear" if the rule asks for it.
 
+Acknowledgements, silences, escalation, grouping and quiet hours live in
+:mod:`monitor.route.lifecycle`: an acknowledged or silenced key gets no
+reminders; a new firing that matches a silence is stored (``details.silenced``,
+no channels) but not notified, and the key is left ``firing_silenced`` so it is
+notified if it still fires after the silence ends.
+
 Alert ids are derived from the signal, so replaying the same signal after a
 crash cannot create a second alert.
 """
@@ -16,14 +22,18 @@ crash cannot create a second alert.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
-from monitor.config.schema import RuleSet
+from monitor.config.schema import ChannelConfig, RuleSet
 from monitor.metrics import Metrics
-from monitor.model import Alert, Signal
+from monitor.model import Alert, Severity, Signal
+from monitor.route.lifecycle import Lifecycle
 from monitor.store.sqlite import SqliteStore
 
 FIRING, QUIET, RESOLVED = "firing", "firing_quiet", "resolved"
+SILENCED = "firing_silenced"
+_NEVER = datetime.fromtimestamp(0, UTC)
 
 
 def alert_id(signal: Signal, reminder: int = 0) -> str:
@@ -32,10 +42,19 @@ def alert_id(signal: Signal, reminder: int = 0) -> str:
 
 
 class Router:
-    def __init__(self, rules: RuleSet, store: SqliteStore, metrics: Metrics) -> None:
+    def __init__(self, rules: RuleSet, store: SqliteStore, metrics: Metrics,
+                 channels: Iterable[ChannelConfig] = ()) -> None:
         self.rules = rules
         self.store = store
         self.metrics = metrics
+        self.lifecycle = Lifecycle(store, channels)
+
+    def tick(self, now: datetime) -> list[Alert]:
+        """Escalate what has waited too long unacknowledged (see lifecycle)."""
+        alerts = self.lifecycle.tick(now, self.rules)
+        for alert in alerts:
+            self.metrics.alerts.labels(alert.rule, alert.severity, "escalated").inc()
+        return alerts
 
     def route(self, signal: Signal, now: datetime) -> Alert | None:
         rule = self.rules.by_name(signal.rule)
@@ -46,10 +65,25 @@ class Router:
         known = self.store.alert_state(key)
         state, last, _ = known if known else (RESOLVED, None, "")
         title_prefix = ""
+        severity = signal.severity or rule.severity
+        if signal.state == "firing" and state not in (FIRING, QUIET):
+            labels = {"rule": rule.name, "brand": signal.brand, "kind": signal.kind,
+                      "severity": severity}
+            silence = self.lifecycle.silences.matching(labels, now)
+            if silence is not None:
+                if state != SILENCED:
+                    self._record_silenced(signal, rule.name, severity, silence.id, now)
+                    self.store.set_alert_state(key, SILENCED, last or _NEVER, "")
+                return self._suppress(rule.name, "silenced")
         if signal.state == "firing":
             if state == FIRING:
                 if not rule.repeat_interval or last is None or now - last < rule.repeat_interval:
                     return self._suppress(rule.name, "duplicate")
+                if self.lifecycle.acked(key):
+                    return self._suppress(rule.name, "acknowledged")
+                known_alert = self.store.get_alert(known[2]) if known else None
+                if known_alert and self.lifecycle.silenced(known_alert, now):
+                    return self._suppress(rule.name, "silenced")
                 title_prefix = "Still firing: "
             elif state == QUIET:
                 return self._suppress(rule.name, "cooldown")
@@ -60,9 +94,9 @@ class Router:
             if state != FIRING or not rule.notify_resolved:
                 if state != RESOLVED:
                     self.store.set_alert_state(key, RESOLVED, last or now, "")
+                self.lifecycle.resolved(key)
                 return self._suppress(rule.name, "resolved_quiet")
             title_prefix = "All clear: "
-        severity = signal.severity or rule.severity
         if signal.state == "resolved":
             severity = "info"
         reminder = int((now - last).total_seconds()) if title_prefix.startswith("Still") and last \
@@ -81,11 +115,30 @@ class Router:
             channels=rule.channels,
             details=dict(signal.details),
         )
-        self.store.add_alert(alert)
-        self.store.set_alert_state(key, FIRING if signal.state == "firing" else RESOLVED, now,
-                                   alert.id)
+        notify = True
+        if signal.state == "resolved":
+            self.lifecycle.resolved(key)
+        elif not title_prefix:
+            alert, notify = self.lifecycle.group(alert, rule, now)
+            self.lifecycle.started(alert, now)
+        self.lifecycle.store_alert(alert, now)
+        self.store.set_alert_state(key, (QUIET if not notify else FIRING)
+                                   if signal.state == "firing" else RESOLVED, now, alert.id)
+        if not notify:
+            return self._suppress(rule.name, "grouped")
         self.metrics.alerts.labels(rule.name, severity, signal.state).inc()
         return alert
+
+    def _record_silenced(self, signal: Signal, rule: str, severity: Severity, silence: str,
+                         now: datetime) -> None:
+        """Keep a silenced firing in the history, with no channels (not notified)."""
+        alert = Alert(id=alert_id(signal), dedup_key=signal.dedup_key, rule=rule,
+                      kind=signal.kind, brand=signal.brand,
+                      severity=severity,
+                      state="firing", title=f"Silenced: [{severity.upper()}] {rule}: "
+                      f"{signal.brand}", summary=signal.summary, created_at=now, channels=(),
+                      details=dict(signal.details, silenced=silence))
+        self.store.add_alert(alert)
 
     def _suppress(self, rule: str, reason: str) -> Alert | None:
         self.metrics.suppressed.labels(rule, reason).inc()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,10 +125,21 @@ class SqliteStore:
             yield
         except BaseException:
             self._depth = 0
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
         self._depth = 0
-        self._execute("COMMIT")
+        try:
+            self._execute("COMMIT")
+        except StoreError:  # e.g. disk full: never leave the transaction open
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back by itself (SQLITE_FULL, SQLITE_IOERR...):
+        # a second ROLLBACK would fail and hide the error that caused it.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
@@ -184,19 +195,28 @@ class SqliteStore:
         return [(_dt(r[0]), float(r[1])) for r in rows]
 
     # alerts and their notification state ------------------------------------
-    def add_alert(self, alert: Alert) -> None:
-        """Store an alert and queue one outbox item per channel (idempotent by id)."""
+    def add_alert(self, alert: Alert,
+                  not_before: Mapping[str, datetime] | None = None) -> None:
+        """Store an alert and queue one outbox item per channel (idempotent by id);
+        ``not_before`` defers a channel's item (quiet hours)."""
         self._execute(
             "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (alert.id, alert.dedup_key, alert.rule, alert.kind, alert.brand, alert.severity,
              alert.state, alert.title, alert.summary, _ts(alert.created_at),
              json.dumps(list(alert.channels)), json.dumps(dict(alert.details), default=str)))
         for channel in alert.channels:
-            self.enqueue(alert.id, channel, alert.created_at)
+            self.enqueue(alert.id, channel, alert.created_at,
+                         (not_before or {}).get(channel))
 
-    def enqueue(self, alert_id: str, channel: str, now: datetime) -> None:
+    def enqueue(self, alert_id: str, channel: str, now: datetime,
+                not_before: datetime | None = None) -> None:
         self._execute("INSERT OR IGNORE INTO outbox (alert_id, channel, next_attempt, created_at)"
-                      " VALUES (?,?,?,?)", (alert_id, channel, 0.0, _ts(now)))
+                      " VALUES (?,?,?,?)",
+                      (alert_id, channel, _ts(not_before) if not_before else 0.0, _ts(now)))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement (for modules that keep their own tables, e.g. lifecycle)."""
+        return self._execute(sql, params)
 
     def alerts(self, *, since: datetime | None = None, brand: str | None = None,
                limit: int = 100) -> list[Alert]:

@@ -1,0 +1,64 @@
+"""Intent: one alert per mention tagged purchase intent or churn risk (see enrich.intent)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from monitor.config.schema import BrandConfig, Rule
+from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.detect.explain import post_summary
+from monitor.enrich import intent
+from monitor.model import Signal
+
+Tag = Literal["purchase_intent", "churn_risk"]
+_WHAT = {intent.PURCHASE: "purchase intent", intent.CHURN: "churn risk"}
+
+
+@dataclass(frozen=True, slots=True)
+class IntentParams:
+    """``purchase_phrases``/``churn_phrases``: admin additions to the built-in lexicon."""
+
+    tags: tuple[Tag, ...] = ("churn_risk",)
+    min_followers: int = field(default=0, metadata={"min": 0})
+    purchase_phrases: tuple[str, ...] = ()
+    churn_phrases: tuple[str, ...] = ()
+
+
+@DETECTORS.register("intent")
+class IntentDetector(Detector):
+    """One signal per tagged post (its id is the dedup key); nothing to resolve."""
+
+    Params = IntentParams
+
+    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
+        super().__init__(rule, brand)
+        self.params: IntentParams = rule.params
+        self.extra = (*intent.phrase_patterns(intent.PURCHASE, self.params.purchase_phrases),
+                      *intent.phrase_patterns(intent.CHURN, self.params.churn_phrases))
+
+    def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
+        params = self.params
+        if item.reach < params.min_followers:
+            return []
+        wanted = set(params.tags)
+        if not self.extra and not wanted.intersection(item.tags):
+            return []  # the engine's tags come from the built-in lexicon
+        own = intent.own_terms(self.brand)
+        matches = [m for m in intent.find(item.post.text, self.extra, own) if m.tag in wanted]
+        if not matches:
+            return []
+        post = item.post
+        tags = sorted({m.tag for m in matches}, key=intent.TAGS.index)
+        what = " and ".join(_WHAT[t] for t in tags)
+        phrases = ", ".join(f'"{m.phrase}"' for m in matches)
+        summary = (f"{self.brand.name}: {what} from @{post.author.handle.lstrip('@')} "
+                   f"({item.reach:,} followers), matched {phrases}: {post.text[:140]}")
+        return [self.signal(post.created_at, "firing", summary, key=post.key, details={
+            "post": post_summary(item),
+            "top_posts": [post_summary(item)],
+            "tags": tags,
+            "matches": [{"tag": m.tag, "pattern": m.label, "phrase": m.phrase}
+                        for m in matches],
+        })]

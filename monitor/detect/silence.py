@@ -1,0 +1,174 @@
+"""Collection gaps: a brand that normally gets mentions has gone silent.
+
+Silence is a *collection* problem to check (a source down, a token revoked, a
+filter gone wrong), not a brand event. The detector learns how many mentions the
+brand gets per hour of the day (an EWMA per hour-of-day slot over observed
+hours) and fires once no mention arrived for ``max_silence`` while the expected
+count over the silent span is at least ``min_expected``, so a quiet brand at
+night does not page. It resolves as soon as posts flow again.
+
+Hours that fall inside such an outage are not learned (they are a gap, not
+zeros); a silence measured after a restart starts no earlier than the restart,
+so the daemon's own downtime does not read as a source outage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.config.schema import BrandConfig, Rule
+from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.model import Signal
+
+HOUR = timedelta(hours=1)
+ALPHA = 0.3  # EWMA weight of the newest day's count in an hour-of-day slot
+WARM_HOURS = 24  # hours learned before the detector may fire
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceParams:
+    max_silence: timedelta = timedelta(minutes=30)
+    min_expected: float = field(default=3.0, metadata={"min": 0})
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.max_silence < timedelta(minutes=1):
+            return [("max_silence", "must be at least 1m")]
+        return []
+
+
+def _hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _fmt(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+@DETECTORS.register("source_silence")
+class SilenceDetector(Detector):
+    Params = SilenceParams
+
+    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
+        super().__init__(rule, brand)
+        self.params: SilenceParams = rule.params
+        self.rates: list[float | None] = [None] * 24  # mentions per hour, by UTC hour
+        self.learned = 0  # hours learned so far
+        self.hour: datetime | None = None  # the open hour
+        self.count = 0  # mentions in the open hour
+        self.last_post: datetime | None = None
+        self.alerting = False
+        self.started: datetime | None = None  # first call in this process
+        self._dirty = False
+
+    # -- the learned rate ------------------------------------------------------
+    def expected(self, start: datetime, end: datetime) -> float:
+        """Mentions expected in [start, end) from the hour-of-day rates."""
+        total = 0.0
+        t = start
+        while t < end:
+            nxt = min(end, _hour(t) + HOUR)
+            rate = self.rates[t.hour]
+            if rate is not None:
+                total += rate * (nxt - t).total_seconds() / 3600
+            t = nxt
+        return total
+
+    def _outage(self, at: datetime) -> bool:
+        """True when a silence up to ``at`` counts as a collection gap."""
+        since = self._silent_since()
+        return (since is not None and at - since >= self.params.max_silence
+                and self.learned >= WARM_HOURS
+                and self.expected(since, at) >= self.params.min_expected)
+
+    def _silent_since(self) -> datetime | None:
+        if self.last_post is None or self.started is None:
+            return None
+        return max(self.last_post, self.started)
+
+    def _learn(self, hour: datetime, count: int) -> None:
+        if count == 0 and self._outage(hour + HOUR):
+            return  # inside an outage: a gap, not a zero
+        slot = hour.hour
+        old = self.rates[slot]
+        self.rates[slot] = float(count) if old is None else (1 - ALPHA) * old + ALPHA * count
+        self.learned += 1
+        self._dirty = True
+
+    def _advance(self, now: datetime) -> None:
+        if self.started is None:
+            self.started = now
+        current = _hour(now)
+        if self.hour is None:
+            self.hour, self.count = current, 0
+            return
+        while self.hour < current:
+            self._learn(self.hour, self.count)
+            self.hour, self.count = self.hour + HOUR, 0
+            self._dirty = True
+
+    # -- detector --------------------------------------------------------------
+    def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
+        at = item.post.created_at
+        self._advance(max(now, at))
+        assert self.hour is not None
+        if at >= self.hour:
+            self.count += 1
+        signals: list[Signal] = []
+        if self.alerting:
+            self.alerting = False
+            since = self._silent_since() or at
+            signals.append(self.signal(
+                at, "resolved",
+                f"{self.brand.name}: mentions are arriving again after "
+                f"{_fmt(max(now, at) - since)} of silence (source '{item.post.source}')",
+                details={"silent_since": since.isoformat(), "resumed_at": at.isoformat(),
+                         "source": item.post.source}))
+        if self.last_post is None or at > self.last_post:
+            self.last_post = at
+        self._dirty = True
+        return signals
+
+    def tick(self, now: datetime) -> list[Signal]:
+        self._advance(now)
+        since = self._silent_since()
+        if self.alerting or since is None or not self._outage(now):
+            return []
+        self.alerting = True
+        self._dirty = True
+        expected = self.expected(since, now)
+        summary = (f"{self.brand.name}: no mention for {_fmt(now - since)} where "
+                   f"~{expected:.0f} were expected. This is a collection problem to check "
+                   f"(a source down, credentials, filters), not a brand event.")
+        return [self.signal(now, "firing", summary, details={
+            "observed": 0, "expected": round(expected, 1),
+            "threshold": self.params.min_expected,
+            "silent_since": since.isoformat(),
+            "window": {"start": since.isoformat(), "seconds": (now - since).total_seconds()},
+            "max_silence_seconds": self.params.max_silence.total_seconds(),
+        })]
+
+    # -- persistence -------------------------------------------------------------
+    def dirty(self) -> bool:
+        dirty, self._dirty = self._dirty, False
+        return dirty
+
+    def to_state(self) -> dict[str, Any]:
+        return {"rates": self.rates, "learned": self.learned, "count": self.count,
+                "hour": self.hour.timestamp() if self.hour else None,
+                "last_post": self.last_post.timestamp() if self.last_post else None,
+                "alerting": self.alerting}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        rates = state["rates"]
+        if len(rates) != 24:
+            raise ValueError("rates must have 24 slots")
+        self.rates = [None if r is None else float(r) for r in rates]
+        self.learned = int(state["learned"])
+        self.count = int(state.get("count", 0))
+        hour, last = state.get("hour"), state.get("last_post")
+        self.hour = datetime.fromtimestamp(float(hour), UTC) if hour is not None else None
+        self.last_post = datetime.fromtimestamp(float(last), UTC) if last is not None else None
+        self.alerting = bool(state.get("alerting", False))

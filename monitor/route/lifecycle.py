@@ -1,0 +1,258 @@
+"""Alert lifecycle: episodes, acknowledgement, escalation, grouping, quiet hours.
+
+An **episode** starts when the router notifies a new firing alert for a dedup
+key and ends when that key resolves. Per episode the ``alert_episodes`` table
+keeps who acknowledged it and whether it was escalated:
+
+- **ack** (by dedup key or by the id of an alert of the open episode) stops
+  reminders (``repeat_interval``) and escalation until the key resolves;
+- **escalation**: :meth:`Lifecycle.tick` (called from ``Engine.tick``) queues,
+  once per episode, an ``Escalated: ...`` alert on the rule's ``escalate_to``
+  channels when the episode is older than ``escalate_after``, still firing,
+  not acknowledged and not silenced;
+- **grouping** (rules with ``group_window`` > 0): the first firing alert of a
+  brand opens a group. A new firing alert of *another* grouped rule for that
+  brand within ``group_window`` of the group's start (while the group's alert
+  is still firing) is attached to the group (``details.group`` and
+  ``details.related``, the list of attached signals so far). It is notified as
+  ``Updated: ...`` when no update went out in the last ``group_window``;
+  otherwise it is stored without channels and its key is left quiet;
+- **quiet hours**: a channel's non-critical items are queued with
+  ``next_attempt`` at the end of the quiet period; a critical alert goes at once
+  and releases the channel's deferred items first (the outbox keeps per-channel
+  order, so they are delivered before it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.config.schema import ChannelConfig, Rule, RuleSet
+from monitor.model import Alert
+from monitor.route.schedule import quiet_until
+from monitor.route.silences import Silences
+from monitor.store.sqlite import SqliteStore
+
+STATES = ("firing", "acknowledged", "resolved", "silenced")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS alert_episodes (dedup_key TEXT PRIMARY KEY, rule TEXT NOT NULL, "
+    "alert_id TEXT NOT NULL, started_at REAL NOT NULL, acked_by TEXT, acked_at REAL, "
+    "ack_comment TEXT, escalated_at REAL)",
+    "CREATE TABLE IF NOT EXISTS alert_groups (brand TEXT PRIMARY KEY, rule TEXT NOT NULL, "
+    "alert_id TEXT NOT NULL, started_at REAL NOT NULL, last_update REAL, "
+    "related TEXT NOT NULL)",
+)
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Episode:
+    dedup_key: str
+    rule: str
+    alert_id: str
+    started_at: datetime
+    acked_by: str | None = None
+    acked_at: datetime | None = None
+    ack_comment: str | None = None
+    escalated_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dedup_key": self.dedup_key, "rule": self.rule, "alert_id": self.alert_id,
+                "started_at": _iso(self.started_at), "acked_by": self.acked_by,
+                "acked_at": _iso(self.acked_at) if self.acked_at else None,
+                "comment": self.ack_comment,
+                "escalated_at": _iso(self.escalated_at) if self.escalated_at else None}
+
+
+class AckError(Exception):
+    """Nothing to acknowledge: unknown alert, or its episode is over (``status``)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Lifecycle:
+    def __init__(self, store: SqliteStore, channels: Iterable[ChannelConfig] = ()) -> None:
+        self.store = store
+        self.channels = {c.name: c for c in channels}
+        for sql in _SCHEMA:
+            store.execute(sql)
+        self.silences = Silences(store)
+
+    # -- episodes -------------------------------------------------------------
+    def episode(self, dedup_key: str) -> Episode | None:
+        row = self.store.execute("SELECT * FROM alert_episodes WHERE dedup_key=?",
+                                 (dedup_key,)).fetchone()
+        return None if row is None else _episode(row)
+
+    def episodes(self) -> list[Episode]:
+        rows = self.store.execute("SELECT * FROM alert_episodes ORDER BY started_at").fetchall()
+        return [_episode(r) for r in rows]
+
+    def started(self, alert: Alert, now: datetime) -> None:
+        self.store.execute("INSERT OR REPLACE INTO alert_episodes (dedup_key, rule, alert_id, "
+                           "started_at) VALUES (?,?,?,?)",
+                           (alert.dedup_key, alert.rule, alert.id, now.timestamp()))
+
+    def resolved(self, dedup_key: str) -> None:
+        self.store.execute("DELETE FROM alert_episodes WHERE dedup_key=?", (dedup_key,))
+
+    def acked(self, dedup_key: str) -> bool:
+        found = self.episode(dedup_key)
+        return found is not None and found.acked_at is not None
+
+    def ack(self, ref: str, by: str, comment: str, now: datetime) -> Episode:
+        """Acknowledge the open episode of dedup key ``ref`` or of alert id ``ref``."""
+        episode = self.episode(ref)
+        if episode is None:
+            alert = self.store.get_alert(ref)
+            if alert is None:
+                raise AckError(404, f"no alert or firing dedup key {ref!r}")
+            episode = self.episode(alert.dedup_key)
+            if episode is None or alert.created_at < episode.started_at:
+                raise AckError(409, f"alert {ref!r} is not firing (already resolved)")
+        self.store.execute("UPDATE alert_episodes SET acked_by=?, acked_at=?, ack_comment=? "
+                           "WHERE dedup_key=?", (by, now.timestamp(), comment,
+                                                 episode.dedup_key))
+        found = self.episode(episode.dedup_key)
+        assert found is not None
+        return found
+
+    def status(self, alert: Alert, episodes: Mapping[str, Episode]) -> str:
+        """``firing``, ``acknowledged``, ``resolved`` or ``silenced`` for a stored alert."""
+        if alert.state == "resolved":
+            return "resolved"
+        if "silenced" in alert.details:
+            return "silenced"
+        episode = episodes.get(alert.dedup_key)
+        if episode is None or alert.created_at < episode.started_at:
+            return "resolved"
+        return "acknowledged" if episode.acked_at is not None else "firing"
+
+    def history(self, *, since: datetime | None = None, brand: str | None = None,
+                state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Stored alerts, newest first, each with its ``status`` (and ``ack``)."""
+        episodes = {e.dedup_key: e for e in self.episodes()}
+        scan = limit if state is None else max(limit, 10_000)
+        out: list[dict[str, Any]] = []
+        for alert in self.store.alerts(since=since, brand=brand, limit=scan):
+            status = self.status(alert, episodes)
+            if state is not None and status != state:
+                continue
+            row = dict(alert.to_json(), status=status)
+            episode = episodes.get(alert.dedup_key)
+            if status == "acknowledged" and episode is not None:
+                row["ack"] = {"by": episode.acked_by, "comment": episode.ack_comment,
+                              "at": _iso(episode.acked_at) if episode.acked_at else None}
+            out.append(row)
+            if len(out) >= limit:
+                break
+        return out
+
+    # -- quiet hours ----------------------------------------------------------
+    def store_alert(self, alert: Alert, now: datetime) -> None:
+        """Store ``alert``; defer non-critical items on channels in quiet hours."""
+        deferred: dict[str, datetime] = {}
+        for name in alert.channels:
+            quiet = self.channels[name].quiet_hours if name in self.channels else None
+            if quiet is None:
+                continue
+            if alert.severity == "critical":
+                self.store.execute(
+                    "UPDATE outbox SET next_attempt=0 WHERE channel=? AND status='pending' "
+                    "AND attempts=0 AND next_attempt>?", (name, now.timestamp()))
+                continue
+            until = quiet_until(quiet, now)
+            if until is not None:
+                deferred[name] = until
+        self.store.add_alert(alert, deferred)
+
+    # -- escalation -----------------------------------------------------------
+    def tick(self, now: datetime, rules: RuleSet) -> list[Alert]:
+        """Escalate firing, unacknowledged, unsilenced episodes older than the rule's
+        ``escalate_after`` (once per episode)."""
+        alerts: list[Alert] = []
+        for episode in self.episodes():
+            rule = rules.by_name(episode.rule)
+            if (rule is None or not rule.escalate_to or not rule.escalate_after
+                    or episode.acked_at is not None or episode.escalated_at is not None
+                    or now - episode.started_at < rule.escalate_after):
+                continue
+            state = self.store.alert_state(episode.dedup_key)
+            original = self.store.get_alert(episode.alert_id)
+            if state is None or state[0] != "firing" or original is None:
+                continue
+            if self.silenced(original, now):
+                continue
+            raw = f"{episode.dedup_key}|escalated|{episode.started_at.isoformat()}"
+            alert = dataclasses.replace(
+                original, id=hashlib.sha256(raw.encode()).hexdigest()[:24],
+                title=f"Escalated: {original.title}", created_at=now,
+                channels=rule.escalate_to,
+                details=dict(original.details, escalated_after=str(rule.escalate_after),
+                             escalated_from=original.id))
+            self.store_alert(alert, now)
+            self.store.execute("UPDATE alert_episodes SET escalated_at=? WHERE dedup_key=?",
+                               (now.timestamp(), episode.dedup_key))
+            alerts.append(alert)
+        return alerts
+
+    def silenced(self, alert: Alert, now: datetime) -> str | None:
+        labels = {"rule": alert.rule, "brand": alert.brand, "kind": alert.kind,
+                  "severity": alert.severity}
+        found = self.silences.matching(labels, now)
+        return None if found is None else found.id
+
+    # -- grouping -------------------------------------------------------------
+    def group(self, alert: Alert, rule: Rule, now: datetime) -> tuple[Alert, bool]:
+        """Attach a new firing ``alert`` to its brand's open group (see the module
+        doc); returns the alert to store and whether it is notified."""
+        window = rule.group_window
+        if not window or alert.state != "firing":
+            return alert, True
+        row = self.store.execute("SELECT rule, alert_id, started_at, last_update, related "
+                                 "FROM alert_groups WHERE brand=?", (alert.brand,)).fetchone()
+        if row is not None:
+            head_rule, head_id, started, last_update, related_json = row
+            head = self.store.get_alert(head_id)
+            open_ = head is not None and self.status(
+                head, {e.dedup_key: e for e in self.episodes()}) in ("firing", "acknowledged")
+            if open_ and now - _dt(started) < window:
+                if head_rule == rule.name:
+                    return alert, True
+                related = [*json.loads(related_json),
+                           {"rule": alert.rule, "kind": alert.kind, "summary": alert.summary,
+                            "alert_id": alert.id, "at": _iso(now)}]
+                notify = last_update is None or now - _dt(last_update) >= window
+                details = dict(alert.details, group=head_id, related=related)
+                self.store.execute("UPDATE alert_groups SET related=?, last_update=? "
+                                   "WHERE brand=?",
+                                   (json.dumps(related),
+                                    now.timestamp() if notify else last_update, alert.brand))
+                if not notify:
+                    return dataclasses.replace(alert, channels=(), details=details), False
+                title = (f"Updated: [{alert.severity.upper()}] {head_rule}: {alert.brand} "
+                         f"(+{len(related)} related: {', '.join(r['rule'] for r in related)})")
+                return dataclasses.replace(alert, title=title, details=details), True
+        self.store.execute("INSERT OR REPLACE INTO alert_groups VALUES (?,?,?,?,?,?)",
+                           (alert.brand, rule.name, alert.id, now.timestamp(), None, "[]"))
+        return alert, True
+
+
+def _episode(row: Any) -> Episode:
+    return Episode(row[0], row[1], row[2], _dt(row[3]), row[4],
+                   None if row[5] is None else _dt(row[5]), row[6],
+                   None if row[7] is None else _dt(row[7]))
