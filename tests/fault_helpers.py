@@ -217,6 +217,9 @@ class Inbox:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
     def ids(self) -> list[str]:
         out = []
         for message in self.messages:

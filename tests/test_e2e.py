@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import textwrap
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.daemon import DaemonProcess, free_port, wait_for
+from tests.fault_helpers import Inbox
 from tests.timeline import steady
 
 pytestmark = pytest.mark.e2e
 TOKEN = "e2e-ingest-token-0123456789"
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
 
 
 def _config(tmp: Path, http_port: int, smtp_port: int) -> Path:
