@@ -22,6 +22,7 @@ from monitor.detect.base import DETECTORS, Detector, EnrichedPost
 from monitor.enrich import intent
 from monitor.enrich.match import BrandMatcher
 from monitor.enrich.sentiment import SentimentAnalyzer, load_packs, pack_paths
+from monitor.errors import StoreError
 from monitor.metrics import Metrics
 from monitor.model import Alert, Post, Signal
 from monitor.route.router import Router
@@ -58,6 +59,7 @@ class Engine:
         self.router = Router(rules, store, metrics, config.channels)
         self.detectors: dict[tuple[str, str], Detector] = {}
         self.on_alerts: Callable[[Sequence[Alert]], None] = lambda alerts: None
+        self._rewound = False
         self._build_detectors(rules, {})
 
     # -- rules ------------------------------------------------------------------
@@ -136,18 +138,43 @@ class Engine:
 
     def process_batch(self, posts: Iterable[Post]) -> list[Outcome]:
         """Run posts through the pipeline; all of them are stored, or none."""
+        self._recover_if_rewound()
         outcomes: list[Outcome] = []
         alerts: list[Alert] = []
-        with self.store.transaction():
-            for post in posts:
-                started = time.perf_counter()
-                outcome = self._process(post)
-                outcomes.append(outcome)
-                alerts.extend(outcome.alerts)
-                self.metrics.latency.observe(time.perf_counter() - started)
-            self._persist()
+        try:
+            with self.store.transaction():
+                for post in posts:
+                    started = time.perf_counter()
+                    outcome = self._process(post)
+                    outcomes.append(outcome)
+                    alerts.extend(outcome.alerts)
+                    self.metrics.latency.observe(time.perf_counter() - started)
+                self._persist()
+        except StoreError:
+            self._rewind()
+            raise
         self._announce(alerts)
         return outcomes
+
+    def _rewind(self) -> None:
+        """The store rolled a batch back: forget what the detectors saw of it.
+
+        Detectors are rebuilt from their stored state; the posts of their open
+        windows are observed again from the store before the next batch, exactly
+        as after a restart, so a retried batch is not counted twice.
+        """
+        self.detectors = {}
+        self._build_detectors(self.rules, {})
+        self._rewound = True
+
+    def _recover_if_rewound(self) -> None:
+        if self._rewound:
+            self._rewound = False
+            try:
+                self.recover()
+            except StoreError:
+                self._rewind()
+                raise
 
     def _process(self, post: Post) -> Outcome:
         items = self.enrich(post)
@@ -177,12 +204,17 @@ class Engine:
     def tick(self, now: datetime | None = None) -> list[Alert]:
         """Let time pass: close buckets and resolve what has subsided."""
         now = now or self.clock.now()
+        self._recover_if_rewound()
         alerts: list[Alert] = []
-        with self.store.transaction():
-            for detector in self.detectors.values():
-                alerts += self._route(detector.tick(now), now)
-            alerts += self.router.tick(now)  # escalation (monitor.route.lifecycle)
-            self._persist()
+        try:
+            with self.store.transaction():
+                for detector in self.detectors.values():
+                    alerts += self._route(detector.tick(now), now)
+                alerts += self.router.tick(now)  # escalation (monitor.route.lifecycle)
+                self._persist()
+        except StoreError:
+            self._rewind()  # a signal whose alert was rolled back must fire again
+            raise
         self._announce(alerts)
         return alerts
 

@@ -141,3 +141,30 @@ def test_late_post_is_counted_not_silently_dropped(project: Path) -> None:
     late = post(999_999, T0 + timedelta(minutes=10), "@acme hello from the past")
     assert h.engine.process(late).accepted
     assert h.metrics.late.labels("Acme")._value.get() == 1
+
+
+def test_a_rolled_back_batch_is_not_counted_twice_when_retried(project: Path) -> None:
+    """Database full mid-batch: the retry after space is freed counts each post once."""
+    import pytest
+
+    from monitor.errors import StoreError
+
+    h = Harness(project)
+    h.feed(steady(T0, 2, 8))
+    detector = h.engine.detectors[("spike", "Acme")]
+    start = T0 + timedelta(hours=2, minutes=1)
+    batch = [post(800_000 + i, start + timedelta(seconds=i), "@acme " + "x" * 3000,
+                  author=f"b{i}") for i in range(40)]
+    h.clock.set(batch[-1].created_at)
+    db = h.store._db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count={pages + 10}")
+    with pytest.raises(StoreError, match="full"):
+        h.engine.process_batch(batch)
+    db.execute("PRAGMA max_page_count=1073741823")
+    h.engine.process_batch(batch)
+    detector = h.engine.detectors[("spike", "Acme")]
+    assert detector.bucket is not None
+    assert detector.bucket.count == len([p for p in batch
+                                         if p.created_at >= detector.bucket.start])
+    assert h.store.post_count() == len(steady(T0, 2, 8)) + len(batch)
