@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from monitor.config.schema import BrandConfig
 from monitor.detect.base import EnrichedPost
 
 _WORD_RE = re.compile(r"#?[a-z][a-z0-9'_-]{2,}")
@@ -21,6 +22,12 @@ the their them then there these they theyre this those through too under until v
 way we're were what when where which while who whom why will with would you you're your
 yours
 """.split())
+
+
+def brand_words(brand: BrandConfig) -> frozenset[str]:
+    """The brand's own name, handle and keyword words: never a "top term" of its alerts."""
+    return frozenset(w.lower().lstrip("@#") for t in (brand.name, *brand.handles, *brand.keywords)
+                     for w in t.split())
 
 
 def tokens(text: str, exclude: frozenset[str] = frozenset()) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from monitor.config.schema import BrandConfig, Rule
 from monitor.detect.base import DETECTORS, Detector, EnrichedPost
-from monitor.detect.explain import over_represented, sentiment_mix, top_by_reach
+from monitor.detect.explain import brand_words, over_represented, sentiment_mix, top_by_reach
 from monitor.detect.stats import binomial_sf_log10
 from monitor.detect.windows import Bucket, RecentTexts, bucket_start
 from monitor.model import Signal
@@ -150,9 +150,7 @@ class NegativeSurgeDetector(Detector):
         assert bucket is not None
         details = self._numbers(bucket)
         negatives = [p for p in bucket.posts if p.negative]
-        exclude = frozenset(w.lower().lstrip("@#") for t in (self.brand.name, *self.brand.handles,
-                                                             *self.brand.keywords)
-                            for w in t.split())
+        exclude = brand_words(self.brand)
         details["top_terms"] = over_represented((p.post.text for p in negatives),
                                                 self.recent.texts(), exclude=exclude)
         details["top_posts"] = top_by_reach(negatives)

@@ -15,7 +15,13 @@ from typing import Any
 from monitor.config.schema import BrandConfig, Rule
 from monitor.detect.base import DETECTORS, Detector, EnrichedPost
 from monitor.detect.countmodel import CountModel, CountModelParams, Verdict
-from monitor.detect.explain import over_represented, repeated_text, sentiment_mix, top_by_reach
+from monitor.detect.explain import (
+    brand_words,
+    over_represented,
+    repeated_text,
+    sentiment_mix,
+    top_by_reach,
+)
 from monitor.detect.windows import Bucket, RecentTexts, bucket_start
 from monitor.model import Signal
 
@@ -132,7 +138,7 @@ class VolumeSpikeDetector(Detector):
 
     def _firing(self, item: EnrichedPost, verdict: Verdict, bucket: Bucket) -> Signal:
         details = self._numbers(verdict, bucket)
-        terms = self.brand_terms()
+        terms = brand_words(self.brand)
         details["top_terms"] = over_represented((p.post.text for p in bucket.posts),
                                                 self.recent.texts(), exclude=terms)
         details["top_posts"] = top_by_reach(bucket.posts)
@@ -147,11 +153,6 @@ class VolumeSpikeDetector(Detector):
                    f"{int(self.params.bucket.total_seconds() // 60)}-minute window, "
                    f"~{verdict.expected:.1f} expected ({ratio:.1f}x)")
         return self.signal(item.post.created_at, "firing", summary, details=details)
-
-    def brand_terms(self) -> frozenset[str]:
-        words = {w.lower().lstrip("@#") for t in (self.brand.name, *self.brand.handles,
-                                                  *self.brand.keywords) for w in t.split()}
-        return frozenset(words)
 
     # -- persistence ----------------------------------------------------------
     def dirty(self) -> bool:
