@@ -79,7 +79,7 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
     return 0
 
 
-def _volume_rule(rules: RuleSet, name: str | None) -> Rule:
+def volume_rule(rules: RuleSet, name: str | None) -> Rule:
     candidates = [r for r in rules.rules if r.signal == "volume_spike"]
     if name is not None:
         candidates = [r for r in candidates if r.name == name]
@@ -95,7 +95,7 @@ def backtest(config_path: Path, series: Sequence[Path], rule_name: str | None
     from monitor.detect.countmodel import load_series_csv
 
     _, rules = load_all(config_path)
-    rule = _volume_rule(rules, rule_name)
+    rule = volume_rule(rules, rule_name)
     params = rule.params.model_params()
     files: list[Path] = []
     for path in series:

@@ -244,3 +244,67 @@ def test_dev_series_false_alerts_and_score_floor() -> None:
     total = dev_score()
     assert total["false_alerts_per_day"] < 0.1
     assert total["normalised"] >= 80.0
+
+
+# -- weekly rhythm ---------------------------------------------------------------------
+def weekly_rows(days: int, base: float, weekend: float, seed: int) -> list[tuple[datetime, float]]:
+    """A daily rhythm with weekends at ``weekend`` times the weekday level."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(days * DAY):
+        lam = rate(i, base) / (0.7 if (i // DAY) % 7 >= 5 else 1.0)
+        if (i // DAY) % 7 >= 5:
+            lam *= weekend
+        rows.append((START + i * STEP, float(poisson(rng, lam))))
+    return rows
+
+
+def factor_on(model: CountModel, weekday: str) -> float:
+    """The learned factor of ``weekday`` ("Mon".."Sun")."""
+    week = model._base.week
+    assert week is not None
+    day = next(START + timedelta(days=d) for d in range(7)
+               if (START + timedelta(days=d)).strftime("%a") == weekday)
+    return week.factor(int(day.timestamp()) // 300)
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def test_weekly_rhythm_is_learned_and_survives_a_news_day() -> None:
+    rows = weekly_rows(35, 20.0, 0.4, 11)
+    tuesday = 29 * DAY  # START is a Monday: day 29 is a Tuesday; 3 hours at 6x
+    for i in range(tuesday + 150, tuesday + 186):
+        rows[i] = (rows[i][0], rows[i][1] * 6.0)
+    model = CountModel(CountModelParams())
+    run(model, rows)
+    by_day = {day: factor_on(model, day) for day in WEEKDAYS}
+    assert by_day["Sat"] < 0.75 and by_day["Sun"] < 0.75
+    for day in ("Mon", "Wed", "Thu", "Fri"):
+        assert 0.9 < by_day[day] < 1.35
+    assert by_day["Tue"] < 1.35  # the median of 3-hour blocks ignores the news burst
+
+
+def test_weekend_surge_to_weekday_level_fires_only_with_the_weekly_rhythm() -> None:
+    rows = weekly_rows(35, 20.0, 0.4, 12)
+    sunday = 34 * DAY  # the fifth Sunday; from 13:00, six hours at the weekday level
+    for i in range(sunday + 156, sunday + 228):
+        rows[i] = (rows[i][0], float(poisson(random.Random(i), rate(i, 20.0) / 0.7)))
+    window = (rows[sunday + 156][0], rows[sunday + 227][0])
+    with_week = backtest(rows, CountModelParams())
+    without = backtest(rows, CountModelParams(weekly=False))
+    assert [t for t in with_week if window[0] <= t <= window[1]]
+    assert not [t for t in without if window[0] <= t <= window[1]]
+    assert len([t for t in with_week if not window[0] <= t <= window[1]]) <= 1
+
+
+def test_state_saved_before_the_weekly_rhythm_still_loads() -> None:
+    rows = series(9, 8.0, 13)
+    model = CountModel(CountModelParams())
+    run(model, rows)
+    state = json.loads(json.dumps(model.to_state()))
+    del state["profile"]["week"]
+    old = CountModel.from_state(model.params, state)
+    assert [factor_on(old, day) for day in WEEKDAYS] == [1.0] * 7
+    assert factor_on(model, "Sat") < 1.0
+    assert old.evaluate(*rows[-1]).expected > 0

@@ -3,9 +3,11 @@
 Baseline
     :class:`~monitor.detect.seasonal.SeasonalProfile`: the expected count of a bucket
     is a trimmed mean, over the previous ``profile_days`` days, of the count around
-    the same time of day.  Buckets enter it winsorised (``winsor_z`` standard
-    deviations above the expectation), so neither a spike nor a whole news day moves
-    it much.  Memory: one week of buckets.
+    the same time of day, scaled by a learned day-of-week factor (weekends are quieter
+    for most brands; :class:`~monitor.detect.seasonal.WeekRhythm`).  Buckets enter it
+    winsorised (``winsor_z`` standard deviations above the expectation), so neither a
+    spike nor a whole news day moves it much.  Memory: one week of buckets and seven
+    factors.
 
 Evidence, at several scales
     Each evaluation compares the observed sum of the last ``m`` buckets (running
@@ -75,7 +77,7 @@ from monitor.detect.countmodel_stats import (
     nb_surprise_upto,
     upper_bound,
 )
-from monitor.detect.seasonal import SeasonalProfile, WindowSums
+from monitor.detect.seasonal import SeasonalProfile, WeekRhythm, WindowSums
 
 Sensitivity = str | float
 SENSITIVITY_LEVELS: dict[str, float] = {"high": 0.01, "medium": 0.005, "low": 0.0025}
@@ -107,6 +109,7 @@ class CountModelParams:
     min_count             never fire while the running bucket holds fewer mentions.
     scales                window lengths in buckets, increasing (default 5 min .. 5 h 20).
     profile_days          days of history behind the time-of-day baseline.
+    weekly                learn day-of-week factors (``WeekRhythm``); off: every day alike.
     smooth_buckets        the baseline averages this many buckets on each side.
     shape_prior_var       relative variance of the unknown daily shape (day one).
     pseudo_count          per-bucket pseudo-count of the shrunk log rate ratio.
@@ -123,6 +126,7 @@ class CountModelParams:
     min_count: int = 0
     scales: tuple[int, ...] = (1, 4, 16, 64)
     profile_days: int = 7
+    weekly: bool = True
     smooth_buckets: int = 2
     shape_prior_var: float = 0.25
     pseudo_count: float = 2.0
@@ -190,8 +194,10 @@ class CountModel:
 
     def _new_profile(self) -> SeasonalProfile:
         p = self.params
+        week = WeekRhythm(p.buckets_per_day, prior_weight=2.0 if p.weekly else math.inf)
         return SeasonalProfile(slots_per_day=p.buckets_per_day, days=p.profile_days,
-                               smooth=p.smooth_buckets, shape_prior_var=p.shape_prior_var)
+                               smooth=p.smooth_buckets, shape_prior_var=p.shape_prior_var,
+                               week=week)
 
     def _locate(self, when: datetime) -> int:
         """The bucket number (since the epoch, UTC) that ``when`` falls in."""
@@ -267,7 +273,9 @@ class CountModel:
             return
         count = max(float(count), 0.0)
         if last is not None and bucket - last > self._base.size:
-            self._base = self._new_profile()  # the profile is stale: warm up again
+            week = self._base.week  # the profile is stale: warm up again (the weekly
+            self._base = self._new_profile()  # rhythm describes the brand: keep it)
+            self._base.week = week
         if self._base.n_learned == 0:
             self._base.learn(bucket, count)
             self._sums.add(bucket, count, count)

@@ -11,9 +11,16 @@ the days (at least one each once three days are known).
 Why days and a trimmed mean: a brand's daily rhythm is stable while single days are
 not -- a news day, an outage or last night's spike is one value out of seven and is
 trimmed away.  A lasting change of level is followed once it has lasted about half the
-window.  The weekly rhythm is only present through that window: weekday factors were
-tried and made detection worse on real series (day totals are dominated by events),
-so weekends are judged against the trimmed week -- conservative, never noisy.
+window.
+
+The weekly rhythm is multiplicative: :class:`WeekRhythm` learns a factor per weekday
+(UTC), the ring stores counts divided by their day's factor and the expectation is the
+trimmed mean times the factor of the day asked about -- a Sunday is judged against
+Sundays' usual share of a week, from the days of the last week.  Factors come from a
+robust daily level (a median of 3-hour blocks, not day totals, which news dominates)
+and are shrunk toward "no weekly effect" by two pseudo-weeks, so one odd Saturday does
+not teach the detector that Saturdays are busy: about half the weekend dip is learned
+after two weeks, two thirds after four.
 
 Before a full day has been seen there is no value for the time of day yet; the
 baseline is then the running level of everything seen so far (an exponentially
@@ -35,6 +42,77 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+_DOW_OFFSET = 3  # 1970-01-01, day 0 of the bucket numbering, was a Thursday (Monday = 0)
+_BLOCKS = 8     # a day is compared with its baseline in 8 blocks of 3 hours
+
+
+@dataclass(slots=True)
+class WeekRhythm:
+    """Day-of-week factors: how busy each weekday (UTC) is relative to the baseline.
+
+    When a day closes, its level is measured robustly against the day-of-week-neutral
+    baseline: the **median** over its eight 3-hour blocks of observed / expected (blocks
+    expecting less than one mention are skipped; at least five are needed), so a
+    news event of a few hours does not move it.  The log of that ratio is averaged
+    per weekday over the past weeks (half-life ``halflife_weeks``) and shrunk toward 0
+    (no weekly effect) by ``prior_weight`` pseudo-weeks.  Factors describe the brand,
+    not the last week, so they survive a baseline reset after a long gap.
+    """
+
+    slots_per_day: int
+    prior_weight: float = 2.0
+    halflife_weeks: float = 4.0
+    num: list[float] = field(default_factory=lambda: [0.0] * 7)
+    den: list[float] = field(default_factory=lambda: [0.0] * 7)
+    day: int | None = None
+    obs: list[float] = field(default_factory=lambda: [0.0] * _BLOCKS)
+    exp: list[float] = field(default_factory=lambda: [0.0] * _BLOCKS)
+
+    def factor(self, bucket: int) -> float:
+        """Multiplier of the weekday ``bucket`` falls on (1.0 while nothing is known)."""
+        dow = (bucket // self.slots_per_day + _DOW_OFFSET) % 7
+        return math.exp(self.num[dow] / (self.den[dow] + self.prior_weight))
+
+    def observe(self, bucket: int, count: float, base: float) -> None:
+        """A learned bucket with its day-of-week-neutral expectation ``base``."""
+        day = bucket // self.slots_per_day
+        if day != self.day:
+            self._close()
+            self.day = day
+            self.obs = [0.0] * _BLOCKS
+            self.exp = [0.0] * _BLOCKS
+        block = (bucket % self.slots_per_day) * _BLOCKS // self.slots_per_day
+        self.obs[block] += count
+        self.exp[block] += base
+
+    def _close(self) -> None:
+        if self.day is None:
+            return
+        ratios = sorted(o / e for o, e in zip(self.obs, self.exp, strict=True) if e >= 1.0)
+        if len(ratios) < 5:
+            return
+        n = len(ratios)
+        median = (ratios[n // 2] if n % 2 else 0.5 * (ratios[n // 2 - 1] + ratios[n // 2]))
+        log_ratio = min(max(math.log(max(median, 1e-3)), -2.0), 2.0)
+        dow = (self.day + _DOW_OFFSET) % 7
+        decay = 0.5 ** (1.0 / self.halflife_weeks)
+        self.num[dow] = decay * self.num[dow] + log_ratio
+        self.den[dow] = decay * self.den[dow] + 1.0
+
+    def to_state(self) -> dict[str, Any]:
+        return {"num": list(self.num), "den": list(self.den), "day": self.day,
+                "obs": list(self.obs), "exp": list(self.exp)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        num, den = [float(v) for v in state["num"]], [float(v) for v in state["den"]]
+        obs, exp = [float(v) for v in state["obs"]], [float(v) for v in state["exp"]]
+        if (len(num), len(den), len(obs), len(exp)) != (7, 7, _BLOCKS, _BLOCKS) or not all(
+                math.isfinite(v) for v in (*num, *den, *obs, *exp)):
+            raise ValueError("bad week rhythm in state")
+        self.num, self.den, self.obs, self.exp = num, den, obs, exp
+        day = state["day"]
+        self.day = None if day is None else int(day)
+
 
 @dataclass(slots=True)
 class SeasonalProfile:
@@ -50,9 +128,12 @@ class SeasonalProfile:
     last_bucket: int | None = None
     values: list[float] = field(default_factory=list)
     stamps: list[int] = field(default_factory=list)
+    week: WeekRhythm | None = None
 
     def __post_init__(self) -> None:
         size = self.days * self.slots_per_day
+        if self.week is None:
+            self.week = WeekRhythm(self.slots_per_day)
         if not self.values:
             self.values = [0.0] * size
             self.stamps = [-1] * size
@@ -78,22 +159,35 @@ class SeasonalProfile:
                 out.append(total / seen)
         return out
 
-    def expected(self, bucket: int) -> tuple[float, float]:
-        """(expected count of ``bucket``, extra relative variance of that expectation)."""
+    def _neutral(self, bucket: int) -> tuple[float, int]:
+        """(day-of-week-neutral expectation of ``bucket``, days behind it; 0 = none)."""
         days = self._day_values(bucket)
         n = len(days)
         if n == 0:
-            return self.level, self.shape_prior_var
+            return self.level, 0
         if n >= 3:
             days.sort()
             trim = max(1, round(0.2 * n))
             days = days[trim:n - trim]
-        return sum(days) / len(days), self.shape_prior_var / (1.0 + n) ** 2
+        return sum(days) / len(days), n
+
+    def expected(self, bucket: int) -> tuple[float, float]:
+        """(expected count of ``bucket``, extra relative variance of that expectation)."""
+        base, n = self._neutral(bucket)
+        if n == 0:
+            return base, self.shape_prior_var
+        assert self.week is not None
+        return base * self.week.factor(bucket), self.shape_prior_var / (1.0 + n) ** 2
 
     def learn(self, bucket: int, count: float) -> None:
         """Store one closed, already winsorised bucket."""
+        week = self.week
+        assert week is not None
+        base, n = self._neutral(bucket)
+        if n:
+            week.observe(bucket, count, base)
         i = bucket % self.size
-        self.values[i] = count
+        self.values[i] = count / week.factor(bucket)
         self.stamps[i] = bucket
         self.n_learned += 1
         rate = max(1.0 - 0.5 ** (1.0 / self.level_halflife), 1.0 / self.n_learned)
@@ -109,14 +203,18 @@ class SeasonalProfile:
             for cell in range(last - self.size + 1, last + 1):
                 i = cell % self.size
                 ring.append(self.values[i] if self.stamps[i] == cell else None)
+        assert self.week is not None
         return {"level": self.level, "n_learned": self.n_learned, "last_bucket": last,
-                "ring": ring}
+                "ring": ring, "week": self.week.to_state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.level = float(state["level"])
         self.n_learned = int(state["n_learned"])
         last = state["last_bucket"]
         self.last_bucket = None if last is None else int(last)
+        if "week" in state:  # absent in states saved before the weekly rhythm
+            assert self.week is not None
+            self.week.load_state(state["week"])
         ring = state["ring"]
         if self.last_bucket is None or not ring:
             return
