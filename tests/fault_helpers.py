@@ -4,6 +4,8 @@ project on disk for the real daemon, and receivers that count what arrives."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import random
 import re
@@ -153,11 +155,30 @@ def read_jsonl_ids(path: Path) -> list[str]:
 
 
 # -- receivers --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Delivery:
+    """One raw POST to the ``webhook://`` endpoint, as it arrived."""
+
+    key: str | None        # Idempotency-Key header
+    alert_id: str          # the alert id in the JSON body
+    signature_ok: bool     # X-BrandMonitor-Signature verified (True when no secret is set)
+
+
 @dataclass
 class HookReceiver:
-    """A local aiohttp server for apprise's ``json://``: records each POST's alert id."""
+    """A local aiohttp server with two endpoints.
 
+    ``/hook`` takes apprise's ``json://`` and records each POST's alert id.
+    ``/webhook`` takes the native ``webhook://`` channel and behaves like a real
+    idempotent receiver: it records every raw delivery, and processes an alert only
+    the first time its Idempotency-Key is seen (a repeat is answered 200, unprocessed).
+    With ``secret`` it also checks each delivery's HMAC signature.
+    """
+
+    secret: bytes | None = None
     received: list[str] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    processed: dict[str, str] = field(default_factory=dict)  # key -> alert id, in order
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -171,12 +192,33 @@ class HookReceiver:
             self.received.append(found.group(1) if found else f"?{body.get('title')}")
         return web.json_response({"ok": True})
 
+    async def _webhook(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        alert_id = str(json.loads(raw).get("id"))
+        key = request.headers.get("Idempotency-Key")
+        ok = True
+        if self.secret is not None:
+            stamp = request.headers.get("X-BrandMonitor-Timestamp", "")
+            mac = hmac.new(self.secret, stamp.encode() + b"." + raw, hashlib.sha256)
+            ok = (stamp.isdigit() and abs(time.time() - int(stamp)) <= 300
+                  and hmac.compare_digest(request.headers.get("X-BrandMonitor-Signature", ""),
+                                          "sha256=" + mac.hexdigest()))
+        with self._lock:
+            self.deliveries.append(Delivery(key, alert_id, ok))
+            if not ok or key is None:
+                return web.json_response({"error": "bad signature or no key"}, status=400)
+            if key in self.processed:
+                return web.json_response({"ok": True, "replayed": True})
+            self.processed[key] = alert_id
+        return web.json_response({"ok": True})
+
     def start(self) -> HookReceiver:
         ready = threading.Event()
 
         async def serve() -> None:
             app = web.Application()
             app.router.add_post("/hook", self._hook)
+            app.router.add_post("/webhook", self._webhook)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -203,8 +245,23 @@ class HookReceiver:
             self._thread.join(10)
 
     def ids(self) -> list[str]:
+        """Alert ids of the ``json://`` posts, as received."""
         with self._lock:
             return list(self.received)
+
+    def raw_ids(self) -> list[str]:
+        """Alert ids of every raw ``webhook://`` delivery, duplicates included."""
+        with self._lock:
+            return [d.alert_id for d in self.deliveries]
+
+    def raw(self) -> list[Delivery]:
+        with self._lock:
+            return list(self.deliveries)
+
+    def processed_ids(self) -> list[str]:
+        """Alert ids the idempotent receiver acted on (once per key), in order."""
+        with self._lock:
+            return list(self.processed.values())
 
 
 class Inbox:

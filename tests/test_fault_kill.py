@@ -3,12 +3,15 @@ and check at the receivers that every expected alert arrived exactly once.
 
 The expected alerts come from an uninterrupted reference run of the same replay
 file. Delivery is at-least-once: a kill after a notifier's send went out but before
-the outbox's "sent" mark was committed sends that alert again, with the same alert
-id in its body, so a receiver can drop the copy. The tests allow a webhook or email
-copy only for an alert that was pending in the outbox at a kill, and measure the
-window itself (the receiver already had the alert while the outbox still said
-pending); the jsonl channel must not repeat even then (it skips an alert id already
-in its file's tail).
+the outbox's "sent" mark was committed sends that alert again. The native
+``webhook://`` channel sends the alert id as ``Idempotency-Key`` on every attempt,
+so the test's receiver, like a real idempotent one, acts on each key once: after
+that dedup every alert is there exactly once (none missing, none twice). Raw
+repeats are allowed, must carry the same key, are counted and printed. The tests
+allow a raw webhook, apprise ``json://`` or email copy only for an alert that was
+pending on that channel at a kill, and measure the window itself (the receiver
+already had the alert while the outbox still said pending); the jsonl channel must
+not repeat even then (it skips an alert id already in its file's tail).
 """
 
 from __future__ import annotations
@@ -58,8 +61,9 @@ class KillStats:
     kills: int = 0
     mid_replay: int = 0      # the kill landed before every post was stored
     mid_delivery: int = 0    # ... or with alerts still pending in the outbox
-    in_flight: Counter[str] = field(default_factory=Counter)  # received, still pending
-    pending: Counter[str] = field(default_factory=Counter)  # pending at a kill (any phase)
+    # keyed by (channel, alert id): received while still pending / pending at a kill
+    in_flight: Counter[tuple[str, str]] = field(default_factory=Counter)
+    pending: Counter[tuple[str, str]] = field(default_factory=Counter)
     jsonl_saved: int = 0     # a jsonl line written but not marked sent: the tail check skips it
 
 
@@ -96,10 +100,10 @@ def _kill_cycles(daemon: DaemonProcess, rng: random.Random, kills: int, total_po
         stats.mid_replay += not done
         stats.mid_delivery += bool(pending) and done
         for channel, ids in receivers.items():
-            stats.pending.update(a for a, c in pending if c == channel)
+            stats.pending.update((c, a) for a, c in pending if c == channel)
             for alert_id in set(ids()):
                 if (alert_id, channel) in pending:
-                    stats.in_flight[alert_id] += 1
+                    stats.in_flight[channel, alert_id] += 1
         if jsonl is not None:
             stats.jsonl_saved += sum((a, "file") in pending for a in read_jsonl_ids(jsonl))
 
@@ -126,58 +130,81 @@ def test_reference_run_raises_each_known_incident_once(reference: Reference) -> 
 
 
 def test_sigkill_20_times_during_replay_every_alert_exactly_once(
-        reference: Reference, tmp_path: Path) -> None:
+        reference: Reference, tmp_path: Path,
+        record_property: Callable[[str, object], None]) -> None:
     expected = reference.ids
     stats = KillStats()
-    delivered_file = delivered_hook = in_flight_total = 0
+    delivered_file = raw_hook = raw_legacy = in_flight_hook = 0
     hook_dups: Counter[str] = Counter()
+    legacy_dups: Counter[str] = Counter()
+    secret = "fault-kill-hmac-secret"
     for scenario in range(SCENARIOS):
         tmp = tmp_path / f"s{scenario}"
         tmp.mkdir()
-        hook = HookReceiver().start()
+        hook = HookReceiver(secret=secret.encode()).start()
         try:
             port = free_port()
             config = write_project(tmp, port, reference.replay, {
                 "file": "jsonl://state/alerts.jsonl",
-                "hook": f"json://127.0.0.1:{hook.port}/hook"})
-            daemon = DaemonProcess(config, port)
+                "hook": f"webhook://127.0.0.1:{hook.port}/webhook?secret=${{BM_HOOK_SECRET}}",
+                "legacy": f"json://127.0.0.1:{hook.port}/hook"})
+            daemon = DaemonProcess(config, port, {"BM_HOOK_SECRET": secret})
             jsonl = tmp / "state" / "alerts.jsonl"
             try:
                 _kill_cycles(daemon, random.Random(1000 + scenario), KILLS_PER_SCENARIO,
-                             reference.posts, {"hook": hook.ids}, stats, jsonl)
+                             reference.posts, {"hook": hook.raw_ids, "legacy": hook.ids},
+                             stats, jsonl)
                 run_to_end(daemon)
             finally:
                 if daemon.proc and daemon.proc.poll() is None:
                     daemon.kill()
-            got_file, got_hook = read_jsonl_ids(jsonl), hook.ids()
+            got_file, raw, processed, got_legacy = (read_jsonl_ids(jsonl), hook.raw(),
+                                                    hook.processed_ids(), hook.ids())
         finally:
             hook.stop()
+        assert secret not in daemon.log_text()
         # the jsonl channel: exactly once, in creation order
         assert got_file == expected, f"scenario {scenario}: jsonl {got_file} != {expected}"
-        # the webhook: each alert once; a second copy only for a kill in its send/mark
-        # window (seen as: the receiver had it while the outbox still said pending)
-        counts = Counter(got_hook)
-        assert set(counts) == set(expected), f"scenario {scenario}: missing or unexpected"
+        # webhook://, after the receiver's dedup by Idempotency-Key: exactly once, in order
+        assert processed == expected, (
+            f"scenario {scenario}: processed {processed} != {expected} "
+            f"(missing {sorted(set(expected) - set(processed))})")
+        # raw repeats carry the same key (the alert id), and a valid signature
+        assert all(d.key == d.alert_id for d in raw), f"scenario {scenario}: key != alert id"
+        assert all(d.signature_ok for d in raw), f"scenario {scenario}: bad signature"
+        counts = Counter(d.alert_id for d in raw)
+        legacy = Counter(got_legacy)
+        assert set(legacy) == set(expected), f"scenario {scenario}: json:// missing/unexpected"
+        assert list(dict.fromkeys(got_legacy)) == expected, "json:// order differs"
         for alert_id in expected:
-            assert counts[alert_id] - 1 <= stats.pending[alert_id], (
-                f"scenario {scenario}: {reference.rules[alert_id]} arrived "
-                f"{counts[alert_id]} times, pending at {stats.pending[alert_id]} kill(s)")
-        in_flight_total += sum(stats.in_flight.values())
-        assert list(dict.fromkeys(got_hook)) == expected, "webhook order differs"
+            # a raw copy only for a kill in the send/mark window
+            for channel, got in (("hook", counts), ("legacy", legacy)):
+                assert got[alert_id] - 1 <= stats.pending[channel, alert_id], (
+                    f"scenario {scenario}: {reference.rules[alert_id]} arrived "
+                    f"{got[alert_id]} times on {channel}, pending there at "
+                    f"{stats.pending[channel, alert_id]} kill(s)")
+        in_flight_hook += sum(n for (c, _), n in stats.in_flight.items() if c == "hook")
         hook_dups.update({k: n - 1 for k, n in counts.items() if n > 1})
+        legacy_dups.update({k: n - 1 for k, n in legacy.items() if n > 1})
         delivered_file += len(got_file)
-        delivered_hook += len(got_hook)
+        raw_hook += len(raw)
+        raw_legacy += len(got_legacy)
         stats.in_flight.clear()
         stats.pending.clear()
     assert stats.kills == SCENARIOS * KILLS_PER_SCENARIO >= 20
     # most kills must land while there was work to interrupt, or the test proves little
     assert stats.mid_replay + stats.mid_delivery >= stats.kills // 2, stats
+    raw_dups = sum(hook_dups.values())
+    record_property("webhook_raw_duplicates", raw_dups)
+    record_property("json_raw_duplicates", sum(legacy_dups.values()))
     print(f"\nfault-kill: {SCENARIOS} runs, {stats.kills} SIGKILLs "
           f"({stats.mid_replay} mid-replay, {stats.mid_delivery} mid-delivery), "
           f"expected {len(expected) * SCENARIOS} alerts per channel; delivered jsonl "
           f"{delivered_file} (duplicates 0, {stats.jsonl_saved} re-sends skipped by the tail "
-          f"check), webhook {delivered_hook} (duplicates {sum(hook_dups.values())}; kills in "
-          f"the send/mark window: {in_flight_total})")
+          f"check), webhook:// {raw_hook} raw (raw duplicates {raw_dups}, same key; "
+          f"kills in the send/mark window: {in_flight_hook}) -> "
+          f"{len(expected) * SCENARIOS} after Idempotency-Key dedup (duplicates 0), "
+          f"apprise json:// {raw_legacy} (duplicates {sum(legacy_dups.values())})")
 
 
 def test_sigkill_during_replay_email_via_real_smtp_exactly_once(
@@ -208,5 +235,5 @@ def test_sigkill_during_replay_email_via_real_smtp_exactly_once(
     counts = Counter(inbox.ids())
     assert set(counts) == set(wanted)
     for alert_id in wanted:
-        assert counts[alert_id] - 1 <= stats.pending[alert_id]
+        assert counts[alert_id] - 1 <= stats.pending["email", alert_id]
     assert all("off-message" in str(m["Subject"]) for m in inbox.messages)

@@ -1,4 +1,4 @@
-"""Notification channels: console, a JSONL file, or anything apprise can reach.
+"""Notification channels: console, a JSONL file, a webhook, or anything apprise can reach.
 
 A notifier delivers one alert or raises ``DeliveryError``: ``retryable=True``
 when trying again later may help (service down, timeout), ``False`` when it
@@ -22,6 +22,7 @@ from monitor.config.schema import ChannelConfig
 from monitor.errors import DeliveryError
 from monitor.model import Alert
 from monitor.notify.templates import render
+from monitor.notify.webhook import WebhookNotifier, is_webhook_url
 from monitor.secrets import mask
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,8 @@ def build_notifier(channel: ChannelConfig, base_dir: Path) -> Notifier:
         return ConsoleNotifier(channel.name)
     if url.lower().startswith(JSONL_SCHEME):
         return JsonlNotifier.from_url(channel.name, url, base_dir)
+    if is_webhook_url(url):  # webhook:// and webhooks://, see monitor.notify.webhook
+        return WebhookNotifier.from_url(channel.name, url)
     return AppriseNotifier(channel.name, url)
 
 
@@ -215,5 +218,5 @@ def build_notifiers(channels: Iterable[ChannelConfig], base_dir: Path) -> dict[s
     return {channel.name: build_notifier(channel, base_dir) for channel in channels}
 
 
-__all__ = ["AppriseNotifier", "ConsoleNotifier", "JsonlNotifier", "Notifier", "build_notifier",
-           "build_notifiers"]
+__all__ = ["AppriseNotifier", "ConsoleNotifier", "JsonlNotifier", "Notifier", "WebhookNotifier",
+           "build_notifier", "build_notifiers"]
