@@ -300,6 +300,29 @@ def test_config_accepts_a_secret_from_the_environment_and_refuses_a_literal(
     assert "${ENV_VAR}" in str(info.value) and "literal-secret" not in str(info.value)
 
 
+@pytest.mark.parametrize("url", [
+    "webhook://${HOOK_HOST}/h?secret=literal-secret",       # another part is a reference
+    "json://${HOOK_HOST}/?token=literal-secret",
+    "mailtos://user:literal-secret@${HOOK_HOST}",
+    "webhook://127.0.0.1:9/h?secret=${WEBHOOK_SECRET}&token=literal-secret",
+])
+def test_a_literal_secret_beside_an_env_reference_is_refused(tmp_path: Path, url: str) -> None:
+    env = {"WEBHOOK_SECRET": "from-the-env-9f8e7d", "HOOK_HOST": "127.0.0.1:9"}
+    with pytest.raises(ConfigError, match="carries a password or token"):
+        load_config(_config_with(tmp_path, url), env)
+
+
+@pytest.mark.parametrize("url", [
+    "${WHOLE_URL}",
+    "mailtos://user:${SMTP_PASSWORD}@${HOOK_HOST}",
+    "webhook://${HOOK_HOST}/h?secret=${WEBHOOK_SECRET}&format=json",
+])
+def test_secrets_that_are_references_are_accepted(tmp_path: Path, url: str) -> None:
+    env = {"WEBHOOK_SECRET": "s3", "HOOK_HOST": "127.0.0.1:9", "SMTP_PASSWORD": "pw",
+           "WHOLE_URL": "json://127.0.0.1:9/?token=x"}
+    assert load_config(_config_with(tmp_path, url), env).channels[0].url
+
+
 # --- through the outbox ------------------------------------------------------------------
 
 @pytest.fixture

@@ -19,12 +19,16 @@ from datetime import timedelta
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from monitor import secrets
-from monitor.config.yamlload import LocDict, LocList, expand_env, has_env_ref
+from monitor.config.yamlload import ENV_REF, LocDict, LocList, expand_env, has_env_ref
 from monitor.errors import ConfigError, Problem
 
 T = TypeVar("T")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_URL_SECRET = re.compile(r"://[^/@\s]*:[^@/\s]+@|[?&](?:token|key|apikey|secret|pass|password)=",
+# A URL password or token-like query value written literally.  ${ENV} references are
+# replaced by \x00 before the search: a value that is wholly a reference is fine, a
+# literal one is refused even when another part of the URL is a reference.
+_URL_SECRET = re.compile(r"://[^/@\s]*:(?!\x00@)[^@/\s]+@"
+                         r"|[?&](?:token|key|apikey|secret|pass|password)=(?!\x00(?:[&#]|$))",
                          re.IGNORECASE)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
 
@@ -162,7 +166,7 @@ def _convert(tp: Any, data: object, ctx: Context, key: str, line: int | None,
         if meta.get("secret") and text and not from_env:
             return _fail(ctx, line, key,
                          "secrets must not be written in files: use ${ENV_VAR} instead")
-        if meta.get("url") and not from_env and _URL_SECRET.search(text):
+        if meta.get("url") and _URL_SECRET.search(ENV_REF.sub("\x00", text)):
             return _fail(ctx, line, key, "this URL carries a password or token: "
                          "write it as ${ENV_VAR} and set it in the environment")
         try:
@@ -240,11 +244,32 @@ def _convert_dataclass(cls: type[Any], data: object, ctx: Context, key: str,
     if validate is not None:
         found = validate()
         for sub, message in found:
-            sub_line = data.line_of(sub) if isinstance(data, LocDict) else line
+            sub_line = _sub_line(data, sub, line)
             ctx.problem(sub_line, _join(key, sub), message)
         if found:
             raise _Invalid
     return obj
+
+
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _sub_line(data: object, sub: str, default: int | None) -> int | None:
+    """The line of ``sub`` (a key, or a path such as ``overrides[0].end``) in ``data``:
+    the deepest part of the path that the YAML has."""
+    line = default
+    for match in _PATH_PART.finditer(sub):
+        key, index = match.group(1), match.group(2)
+        if key is not None and isinstance(data, LocDict):
+            line = data.line_of(key)
+            data = data.get(key)
+        elif index is not None and isinstance(data, LocList) and int(index) < len(data):
+            line = data.item_lines[int(index)]
+            data = data[int(index)]
+        else:
+            break
+        line = _line(data, line) if not isinstance(data, LocList) else line
+    return line
 
 
 def _fail(ctx: Context, line: int | None, key: str, message: str) -> Any:

@@ -12,6 +12,7 @@ import yaml
 from monitor.errors import ConfigError, Problem
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+ENV_REF = _ENV_RE  # a ${NAME} or ${NAME:-default} reference
 
 
 class LocDict(dict[str, Any]):
