@@ -31,6 +31,8 @@ from monitor.metrics import Metrics
 from monitor.model import Alert, Post
 from monitor.notify.channels import build_notifiers
 from monitor.notify.outbox import OutboxWorker
+from monitor.route.schedule import resolve_channels
+from monitor.route.silences import SILENCE_RETENTION
 from monitor.sdnotify import Notifier as SdNotifier
 from monitor.sdnotify import watchdog_loop
 from monitor.source_watch import OutageWatch
@@ -133,10 +135,20 @@ class Daemon:
             if since_prune >= PRUNE_SECONDS:
                 since_prune = 0.0
                 try:
-                    self.engine.prune()
-                    self.outbound.prune(self.clock.now())
+                    self.prune()
                 except StoreError as exc:
                     log.error("prune skipped: %s", exc)
+
+    def prune(self) -> None:
+        """Hourly: old posts and buckets, expired outbound items, and silences that
+        ended more than SILENCE_RETENTION ago."""
+        now = self.clock.now()
+        self.engine.prune()
+        self.outbound.prune(now)
+        removed = self.engine.router.lifecycle.silences.prune(SILENCE_RETENTION, now)
+        if removed:
+            log.info("pruned %d silence(s) that ended before %s", removed,
+                     (now - SILENCE_RETENTION).isoformat())
 
     async def _run_source(self, source: Source) -> None:
         try:
@@ -168,10 +180,13 @@ class Daemon:
         if not self.config.admin_channels:
             return
         now = self.clock.now()
+        channels, picked = resolve_channels(self.config.admin_channels,
+                                            {c.name: c for c in self.config.channels}, now)
         alert = Alert(id=hashlib.sha256(f"{key}|{summary}".encode()).hexdigest()[:24],
                       dedup_key=f"admin|{key}", rule="admin", kind="admin", brand="-",
                       severity="warning", state="firing", title=title, summary=summary,
-                      created_at=now, channels=self.config.admin_channels)
+                      created_at=now, channels=channels,
+                      details={"rotation": picked} if picked else {})
         if self.store.get_alert(alert.id) is None:
             self.store.add_alert(alert)
             self.outbox_wake.set()
@@ -202,8 +217,9 @@ class Daemon:
             recovered = self.engine.recover()
             if recovered:
                 log.info("recovered %d alert(s) after restart", len(recovered))
-            notifiers = build_notifiers(self.config.channels, self.config_path.parent)
-            channels = {c.name: c for c in self.config.channels}
+            real = [c for c in self.config.channels if c.rotation is None]  # not virtual
+            notifiers = build_notifiers(real, self.config_path.parent)
+            channels = {c.name: c for c in real}
             worker = OutboxWorker(self.store, notifiers, channels, WallClock(), self.metrics)
             tasks = [asyncio.create_task(worker.run(self.outbox_wake), name="outbox")]
             stack.push_async_callback(self._drain_outbox, worker, tasks[0])

@@ -214,12 +214,20 @@ async def notify_test(config_path: Path, channel: str | None) -> int:
     from monitor.config.loader import load_config
     from monitor.errors import DeliveryError
     from monitor.notify.channels import build_notifiers
+    from monitor.route.schedule import resolve_channels
 
     config = load_config(config_path)
-    channels = [c for c in config.channels if channel is None or c.name == channel]
+    by_name = {c.name: c for c in config.channels}
+    if channel is not None and channel not in by_name:
+        raise BrandMonitorError(f"no channel named {channel!r}")
+    # a rotation is tested through the member on duty now (rotations have no URL)
+    names, picked = resolve_channels([channel] if channel else list(by_name), by_name,
+                                     datetime.now(UTC))
+    channels = [by_name[n] for n in names if by_name[n].rotation is None]
     if not channels:
-        raise BrandMonitorError(f"no channel named {channel!r}" if channel else
-                                "no channels configured")
+        raise BrandMonitorError("no channels configured")
+    for rotation, member in picked.items():
+        sys.stderr.write(f"{rotation}: on duty now: {member}\n")
     failed = 0
     notifiers = build_notifiers(channels, config_path.parent)
     for name, notifier in notifiers.items():

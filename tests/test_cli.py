@@ -13,7 +13,7 @@ import pytest
 
 from monitor import commands
 from monitor.cli import main
-from tests.conftest import ROOT, write_project
+from tests.conftest import BASE_CONFIG, ROOT, write_project
 from tests.test_engine import COMPLAINTS
 from tests.timeline import T0, post, steady
 
@@ -85,6 +85,22 @@ def test_notify_test_sends_through_each_channel(tmp_path: Path) -> None:
     line = json.loads((tmp_path / "state" / "alerts.jsonl").read_text().splitlines()[0])
     assert line["rule"] == "notify-test"
     assert main(["notify-test", "-c", str(config), "--channel", "nope"]) == 2
+
+
+def test_notify_test_of_a_rotation_goes_to_the_member_on_duty(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_project(tmp_path, BASE_CONFIG.replace(
+        "    url: jsonl://state/alerts.jsonl\n",
+        "    url: jsonl://state/alerts.jsonl\n"
+        "  - name: other\n    url: jsonl://state/other.jsonl\n"
+        "  - name: on-call\n    rotation:\n      timezone: UTC\n      handoff: '00:00'\n"
+        "      every: 5000d\n      start_date: '2024-01-01'\n      members: [other, file]\n"))
+    assert main(["notify-test", "-c", str(config), "--channel", "on-call"]) == 0
+    assert "on-call: on duty now: other" in capsys.readouterr().err
+    assert (tmp_path / "state" / "other.jsonl").exists()
+    assert not (tmp_path / "state" / "alerts.jsonl").exists()
+    assert main(["notify-test", "-c", str(config)]) == 0  # every real channel
+    assert (tmp_path / "state" / "alerts.jsonl").exists()
 
 
 def test_python_dash_m_and_console_script_agree(project: Path) -> None:

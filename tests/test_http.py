@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -15,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from monitor.clock import ManualClock
 from monitor.config.schema import HttpConfig
 from monitor.errors import StoreError
 from monitor.http.server import DaemonApi, bound_port, create_app, start_http
@@ -491,3 +494,246 @@ async def test_fuzz_ingest_never_5xx_and_all_or_nothing(client: TestClient[Any, 
         assert resp.status in (400, 413)
         assert isinstance(data["error"], str) and data["error"]
         assert store.post_count() == before
+
+
+# HMAC-signed /ingest ------------------------------------------------------------------
+HMAC_SECRET = "hmac-s3cret-0123456789abcdef"
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def sign(body: bytes, stamp: int | str | None = None, secret: str = HMAC_SECRET
+         ) -> dict[str, str]:
+    stamp = str(int(NOW.timestamp()) if stamp is None else stamp)
+    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {"X-BrandMonitor-Timestamp": stamp, "X-BrandMonitor-Signature": f"sha256={digest}",
+            "Content-Type": "application/json"}
+
+
+def github_sign(body: bytes, secret: str = HMAC_SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+async def signed_client(daemon: FakeDaemon) -> AsyncIterator[TestClient[Any, Any]]:
+    """Token and HMAC secret both configured; the server's wall clock is fixed at NOW."""
+    app = create_app(config(ingest_hmac_secret=HMAC_SECRET), daemon, clock=ManualClock(NOW))
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    yield client
+    await client.close()
+
+
+@pytest.mark.parametrize("shift", [0, -300, 300, -1, 1])
+async def test_signed_ingest_accepted(signed_client: TestClient[Any, Any], store: SqliteStore,
+                                      shift: int) -> None:
+    body = json.dumps([post(1), post(2)]).encode()
+    resp = await signed_client.post("/ingest", data=body,
+                                    headers=sign(body, int(NOW.timestamp()) + shift))
+    assert resp.status == 202, await resp.text()
+    assert await resp.json() == {"accepted": 2, "duplicates": 0}
+    assert store.has_post("webhook:p1") and store.has_post("webhook:p2")
+
+
+async def test_github_signature_accepted(signed_client: TestClient[Any, Any],
+                                         store: SqliteStore) -> None:
+    body = json.dumps(post(7)).encode()
+    headers = github_sign(body)
+    headers["X-Hub-Signature-256"] = headers["X-Hub-Signature-256"].upper().replace(
+        "SHA256=", "sha256=")  # hex case does not matter
+    resp = await signed_client.post("/ingest", data=body, headers=headers)
+    assert resp.status == 202, await resp.text()
+    assert store.has_post("webhook:p7")
+
+
+async def test_signed_ingest_ndjson(signed_client: TestClient[Any, Any],
+                                    store: SqliteStore) -> None:
+    body = b"\n".join(json.dumps(post(n)).encode() for n in (1, 2, 3))
+    headers = {**sign(body), "Content-Type": "application/x-ndjson"}
+    resp = await signed_client.post("/ingest", data=body, headers=headers)
+    assert resp.status == 202
+    assert store.post_count() == 3
+
+
+async def test_bearer_token_still_accepted_with_hmac_configured(
+        signed_client: TestClient[Any, Any], store: SqliteStore) -> None:
+    resp = await signed_client.post("/ingest", json=[post(1)], headers=AUTH)
+    assert resp.status == 202
+    assert store.post_count() == 1
+
+
+async def test_hmac_only_configuration(daemon: FakeDaemon, store: SqliteStore) -> None:
+    app = create_app(config(ingest_token=None, ingest_hmac_secret=HMAC_SECRET), daemon,
+                     clock=ManualClock(NOW))
+    async with TestClient(TestServer(app)) as client:
+        body = json.dumps([post(1)]).encode()
+        resp = await client.post("/ingest", data=body, headers=sign(body))
+        assert resp.status == 202
+        for headers in ({}, AUTH, {"Authorization": "Bearer "}):
+            resp = await client.post("/ingest", data=body, headers=headers)
+            assert resp.status == 401
+            error = (await resp.json())["error"]
+            assert "X-BrandMonitor-Signature" in error and "Bearer <token>" not in error
+    assert store.post_count() == 1
+
+
+async def test_default_clock_is_wall_time(daemon: FakeDaemon, store: SqliteStore) -> None:
+    app = create_app(config(ingest_hmac_secret=HMAC_SECRET), daemon)
+    async with TestClient(TestServer(app)) as client:
+        body = json.dumps([post(1)]).encode()
+        now = int(datetime.now(UTC).timestamp())
+        assert (await client.post("/ingest", data=body, headers=sign(body, now))).status == 202
+        assert (await client.post("/ingest", data=body, headers=sign(body))).status == 401
+
+
+def _tampered(body: bytes) -> tuple[bytes, dict[str, str]]:
+    return body.replace(b"never", b"always"), sign(body)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("wrong secret", "invalid X-BrandMonitor-Signature"),
+    ("tampered body", "invalid X-BrandMonitor-Signature"),
+    ("stale", "away from the server clock"),
+    ("future", "away from the server clock"),
+    ("no timestamp", "needs X-BrandMonitor-Timestamp"),
+    ("bad timestamp", "must be unix seconds"),
+    ("no signature", "requires 'Authorization: Bearer <token>' or X-BrandMonitor-Signature"),
+    ("no prefix", "invalid X-BrandMonitor-Signature"),
+    ("signed other stamp", "invalid X-BrandMonitor-Signature"),
+    ("github wrong secret", "invalid X-Hub-Signature-256"),
+    ("github tampered", "invalid X-Hub-Signature-256"),
+    ("wrong bearer", "invalid bearer token and no signature"),
+    ("non-ascii signature", "invalid X-BrandMonitor-Signature"),
+])
+async def test_bad_signatures_rejected(signed_client: TestClient[Any, Any], store: SqliteStore,
+                                       case: str, message: str) -> None:
+    body = json.dumps([post(1)]).encode()
+    now = int(NOW.timestamp())
+    headers: dict[str, str]
+    if case == "wrong secret":
+        headers = sign(body, secret="another-secret-0123456789")
+    elif case == "tampered body":
+        body, headers = _tampered(body)
+    elif case == "stale":
+        headers = sign(body, now - 301)
+    elif case == "future":
+        headers = sign(body, now + 301)
+    elif case == "no timestamp":
+        headers = sign(body)
+        del headers["X-BrandMonitor-Timestamp"]
+    elif case == "bad timestamp":
+        headers = sign(body, "2024-05-01T12:00:00Z")
+    elif case == "no signature":
+        headers = {"X-BrandMonitor-Timestamp": str(now)}
+    elif case == "no prefix":
+        headers = sign(body)
+        headers["X-BrandMonitor-Signature"] = headers["X-BrandMonitor-Signature"][7:]
+    elif case == "signed other stamp":
+        headers = dict(sign(body, now - 10), **{"X-BrandMonitor-Timestamp": str(now)})
+    elif case == "github wrong secret":
+        headers = github_sign(body, secret="another-secret-0123456789")
+    elif case == "github tampered":
+        headers = github_sign(body)
+        body = body.replace(b"never", b"always")
+    elif case == "wrong bearer":
+        headers = {"Authorization": "Bearer wrong"}
+    else:
+        headers = sign(body)
+        headers["X-BrandMonitor-Signature"] = "sha256=\u00e9" * 3
+    resp = await signed_client.post("/ingest", data=body, headers=headers)
+    assert resp.status == 401
+    text = await resp.text()
+    assert message in json.loads(text)["error"]
+    assert HMAC_SECRET not in text and INGEST not in text
+    expected = hmac.new(HMAC_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert expected not in text
+    assert store.post_count() == 0
+
+
+async def test_body_limit_applies_before_signature(signed_client: TestClient[Any, Any],
+                                                   store: SqliteStore) -> None:
+    body = json.dumps([post(1, text="x" * 9000)]).encode()
+    resp = await signed_client.post("/ingest", data=body, headers=sign(body))
+    assert resp.status == 413
+    body = b"x" * 9000  # bad signature, oversize body: still 413 (the limit comes first)
+    resp = await signed_client.post("/ingest", data=body, headers=sign(b"other"))
+    assert resp.status == 413
+    assert store.post_count() == 0
+
+
+async def test_signed_ingest_validates_posts_after_signature(
+        signed_client: TestClient[Any, Any], store: SqliteStore) -> None:
+    body = b"[{not json"
+    resp = await signed_client.post("/ingest", data=body, headers=sign(body))
+    assert resp.status == 400
+    assert "invalid JSON" in (await resp.json())["error"]
+    resp = await signed_client.post("/ingest", data=body, headers=sign(b"[]"))
+    assert resp.status == 401  # unsigned garbage is not even parsed
+
+
+def test_short_or_literal_hmac_secret_refused(tmp_path: Path) -> None:
+    from monitor.config.loader import load_config
+    from monitor.errors import ConfigError
+
+    path = tmp_path / "config.yaml"
+    base = "brands:\n  - name: Acme\n    keywords: [acme]\nhttp:\n  ingest_hmac_secret: "
+    path.write_text(base + "literal-secret-0123456789\n")
+    with pytest.raises(ConfigError) as literal:
+        load_config(path, {})
+    assert [str(p) for p in literal.value.problems] == [
+        f"{path}:5: http.ingest_hmac_secret: secrets must not be written in files: use "
+        "${ENV_VAR} instead"]
+    path.write_text(base + "${INGEST_HMAC_SECRET}\n")
+    with pytest.raises(ConfigError) as short:
+        load_config(path, {"INGEST_HMAC_SECRET": "short"})
+    [problem] = short.value.problems
+    assert "http.ingest_hmac_secret: too short" in str(problem) and "short\n" not in str(problem)
+    config = load_config(path, {"INGEST_HMAC_SECRET": HMAC_SECRET})
+    assert config.http.ingest_hmac_secret == HMAC_SECRET
+
+
+signed_forms = st.sampled_from(["brandmonitor", "github", "none", "both"])
+header_text = st.text(max_size=40) | st.sampled_from(
+    ["sha256=", "sha256=" + "0" * 64, "SHA256=zz", str(int(NOW.timestamp())), "-1",
+     "9" * 30, "1e9", " 1714564800 "])
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=bodies, form=signed_forms, sign_right=st.booleans(), skew=st.integers(-400, 400),
+       junk=st.dictionaries(st.sampled_from(["X-BrandMonitor-Timestamp",
+                                             "X-BrandMonitor-Signature",
+                                             "X-Hub-Signature-256", "Authorization"]),
+                            header_text, max_size=2),
+       ndjson=st.booleans())
+async def test_fuzz_signed_ingest_never_5xx(signed_client: TestClient[Any, Any],
+                                            store: SqliteStore, body: bytes, form: str,
+                                            sign_right: bool, skew: int,
+                                            junk: dict[str, str], ndjson: bool) -> None:
+    stamp = int(NOW.timestamp()) + skew
+    secret = HMAC_SECRET if sign_right else "not-the-secret-0123456789"
+    headers: dict[str, str] = {}
+    if form in ("brandmonitor", "both"):
+        headers.update(sign(body, stamp, secret))
+    if form in ("github", "both"):
+        headers.update(github_sign(body, secret))
+    # header values must be latin-1 without control characters to be sent at all
+    headers.update({k: v for k, v in junk.items()
+                    if v.isprintable() and all(ord(c) < 256 for c in v)})
+    headers["Content-Type"] = "application/x-ndjson" if ndjson else "application/json"
+    before = store.post_count()
+    resp = await signed_client.post("/ingest", data=body, headers=headers)
+    assert resp.status < 500, await resp.text()
+    event(f"HTTP {resp.status}")
+    data = await resp.json()
+    if resp.status == 202:
+        assert store.post_count() == before + data["accepted"]
+    else:
+        assert resp.status in (400, 401, 413)
+        assert HMAC_SECRET not in json.dumps(data)
+        assert store.post_count() == before
+    clean = form != "none" and sign_right and not junk
+    if clean and (form == "github" or abs(skew) <= 300) and len(body) <= 8192:
+        assert resp.status != 401, data
+    if not sign_right and not any(k == "Authorization" for k in junk):
+        assert resp.status in (401, 413)

@@ -89,3 +89,67 @@ def test_silence_json_round_trip() -> None:
     s = Silence.from_json({"brand": "Acme", "for": "2h", "created_by": "ann"}, T0)
     assert s.ends_at - s.starts_at == timedelta(hours=2)
     assert s.to_json(T0)["active"] is True and s.to_json(T0)["brand"] == "Acme"
+
+
+def _ended(env: Env, ends_days_ago: float, now_minutes: float = 0, **body: object) -> Silence:
+    """A silence that ended ``ends_days_ago`` days before ``env.at(now_minutes)``."""
+    now = env.at(now_minutes)
+    ends = now - timedelta(days=ends_days_ago)
+    created = Silence.from_json({"rule": "spike", **body,
+                                 "starts_at": (ends - timedelta(hours=1)).isoformat(),
+                                 "ends_at": ends.isoformat()}, ends - timedelta(hours=1))
+    return env.router.lifecycle.silences.add(created)
+
+
+def test_prune_keeps_active_and_recently_expired_silences(env: Env) -> None:
+    from monitor.route.silences import SILENCE_RETENTION
+
+    silences = env.router.lifecycle.silences
+    old = _ended(env, 31)
+    just_old = _ended(env, SILENCE_RETENTION.days + 0.01)
+    recent = _ended(env, 29)
+    expired_today = _ended(env, 0.01)
+    # active for a long time: started 60 days ago, ends in a day
+    long_running = silences.add(Silence.from_json(
+        {"brand": "Acme", "starts_at": (env.at(0) - timedelta(days=60)).isoformat(),
+         "for": "61d"}, env.at(0) - timedelta(days=60)))
+    future = silences.add(Silence.from_json(
+        {"kind": "spike", "starts_at": (env.at(0) + timedelta(days=5)).isoformat(),
+         "for": "1h"}, env.at(0)))
+    assert silences.prune(SILENCE_RETENTION, env.at(0)) == 2
+    left = {s.id for s in silences.entries(env.at(0), expired=True)}
+    assert left == {recent.id, expired_today.id, long_running.id, future.id}
+    assert old.id not in left and just_old.id not in left
+    assert silences.prune(SILENCE_RETENTION, env.at(0)) == 0  # idempotent
+    # the silence that was active then pruned later once it has been over for 30 days
+    assert silences.prune(SILENCE_RETENTION, env.at(0) + timedelta(days=32)) == 3
+    assert [s.id for s in silences.entries(env.at(0), expired=True)] == [future.id]
+
+
+async def test_daemon_prune_removes_old_silences(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.app import Daemon
+    from monitor.route.silences import SILENCE_RETENTION
+    from tests.conftest import BASE_CONFIG, write_project
+
+    monkeypatch.chdir(tmp_path)
+    daemon = Daemon(write_project(tmp_path, config=BASE_CONFIG))
+    try:
+        silences = daemon.engine.router.lifecycle.silences
+        now = daemon.clock.now()
+
+        def add(ends: timedelta, **matchers: str) -> Silence:
+            end = now - ends
+            return silences.add(Silence.from_json(
+                {**matchers, "starts_at": (end - timedelta(hours=2)).isoformat(),
+                 "ends_at": end.isoformat()}, end - timedelta(hours=2)))
+
+        old = add(SILENCE_RETENTION + timedelta(hours=1), rule="a")
+        recent = add(SILENCE_RETENTION - timedelta(hours=1), rule="b")
+        active = add(-timedelta(hours=1), rule="c")  # ends in an hour
+        daemon.prune()
+        left = {s.id for s in silences.entries(now, expired=True)}
+        assert left == {recent.id, active.id}
+        assert old.id not in left
+    finally:
+        daemon.store.close()

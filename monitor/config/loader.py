@@ -92,6 +92,12 @@ def _cross_check(config: Config, raw: LocDict, ctx: Context) -> None:
             ctx.problem(line, key, f"unknown channel {channel.fallback!r}")
         if channel.fallback == channel.name:
             ctx.problem(line, key, "a channel cannot be its own fallback")
+    for (_, line, key), channel in zip(located("channels", "fallback"), config.channels,
+                                       strict=False):
+        target = config.channel(channel.fallback) if channel.fallback else None
+        if target is not None and target.rotation is not None:
+            ctx.problem(line, key, f"{channel.fallback!r} is a rotation: name a real channel")
+    _check_rotations(config, raw, ctx)
     admin = raw.get("admin_channels")
     for index, name in enumerate(config.admin_channels):
         if name not in channel_names:
@@ -104,6 +110,38 @@ def _cross_check(config: Config, raw: LocDict, ctx: Context) -> None:
             ctx.problem(line, key, f"unknown brand {source.brand!r}")
     if not config.brands:
         ctx.problem(raw.line_of("brands"), "brands", "configure at least one brand")
+
+
+def _check_rotations(config: Config, raw: LocDict, ctx: Context) -> None:
+    """Rotation members (and override members) must be other, non-rotation channels."""
+    def problem(name: str, line: int | None, key: str) -> None:
+        target = config.channel(name)
+        if target is None:
+            ctx.problem(line, key, f"unknown channel {name!r}")
+        elif target.rotation is not None:
+            ctx.problem(line, key, f"{name!r} is itself a rotation: name real channels")
+
+    for index, (line, item) in enumerate(_items(raw, "channels")):
+        channel = config.channels[index] if index < len(config.channels) else None
+        rotation = channel.rotation if channel is not None else None
+        if rotation is None or not isinstance(item, LocDict):
+            continue
+        raw_rotation = item.get("rotation")
+        base = f"channels[{index}].rotation"
+        rot = raw_rotation if isinstance(raw_rotation, LocDict) else LocDict()
+        members = rot.get("members")
+        member_lines = getattr(members, "item_lines", None)
+        for m, name in enumerate(rotation.members):
+            m_line = (member_lines[m] if member_lines and m < len(member_lines)
+                      else rot.line_of("members") or line)
+            problem(name, m_line, f"{base}.members[{m}]")
+        overrides = rot.get("overrides")
+        override_lines = getattr(overrides, "item_lines", None)
+        for o, override in enumerate(rotation.overrides):
+            raw_override = overrides[o] if isinstance(overrides, LocList) else None
+            o_line = (raw_override.line_of("member") if isinstance(raw_override, LocDict)
+                      else override_lines[o] if override_lines else line)
+            problem(override.member, o_line, f"{base}.overrides[{o}].member")
 
 
 def load_rules(rules_dir: Path, config: Config) -> RuleSet:

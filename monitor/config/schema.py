@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 Severity = Literal["info", "warning", "critical"]
+MIN_HMAC_SECRET = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +55,80 @@ class QuietHours:
 
 
 @dataclass(frozen=True, slots=True)
+class RotationOverride:
+    """``member`` is on duty from ``start`` to ``end`` (ISO-8601 times; without an
+    offset they are local times in the rotation's time zone) instead of the rota."""
+
+    member: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """An on-call rotation: the channel is virtual and each alert routed to it goes
+    to the member channel on duty at the alert's time.
+
+    ``members`` (names of other, non-rotation channels) take turns in list order,
+    one shift each. A shift is ``every`` long (default 7d) and changes at
+    ``handoff`` local time in ``timezone`` (an IANA name): ``"mon 09:00"`` (a day
+    and a time) or ``"09:00"``. ``start_date`` (``YYYY-MM-DD``, default
+    2024-01-01) fixes the turn order: ``members[0]`` takes the shift that begins
+    at the first handoff on or after that date, ``members[1]`` the next, and so on
+    (also backwards in time). Shifts follow wall-clock time, so the handoff stays
+    at 09:00 local across daylight-saving changes. ``overrides`` (swaps, holidays)
+    win over the rota while they last; when several cover the same time, the last
+    one listed wins. Example::
+
+        - name: on-call
+          rotation:
+            timezone: Europe/London
+            handoff: "mon 09:00"
+            every: 7d
+            members: [alice-sms, bob-sms]
+            overrides:
+              - {member: bob-sms, start: "2024-12-24T00:00", end: "2024-12-27T00:00"}
+
+    A rotation channel has no ``url``, ``fallback`` or ``quiet_hours``: set those
+    on the member channels (their quiet hours apply to what they receive).
+    """
+
+    members: tuple[str, ...]
+    handoff: str = "mon 09:00"
+    every: timedelta = timedelta(days=7)
+    timezone: str = "UTC"
+    start_date: str = "2024-01-01"
+    overrides: tuple[RotationOverride, ...] = ()
+
+    def problems(self) -> list[tuple[str, str]]:
+        from monitor.route.schedule import rotation_problems
+
+        return rotation_problems(self)
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelConfig:
-    """A notification channel: an apprise URL, or ``console://`` / ``jsonl://PATH``."""
+    """A notification channel: an apprise URL, or ``console://`` / ``jsonl://PATH``;
+    or, with ``rotation`` instead of ``url``, an on-call rotation over other
+    channels (see :class:`Rotation`)."""
 
     name: str
-    url: str = field(metadata={"url": True})
+    url: str = field(default="", metadata={"url": True})
     max_attempts: int = field(default=10, metadata={"min": 1})
     backoff: timedelta = timedelta(seconds=5)
     max_backoff: timedelta = timedelta(minutes=30)
     fallback: str | None = None
     quiet_hours: QuietHours | None = None
+    rotation: Rotation | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.rotation is None:
+            return [] if self.url.strip() else [("url", "required key is missing (or give "
+                                                         "'rotation' for an on-call rota)")]
+        found = [(key, "not allowed on a rotation channel: set it on the member channels")
+                 for key, value in (("url", self.url), ("fallback", self.fallback),
+                                    ("quiet_hours", self.quiet_hours)) if value]
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +138,30 @@ class StorageConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
+    """The HTTP API (see monitor/http/server.py).
+
+    ``ingest_token`` enables ``POST /ingest`` with ``Authorization: Bearer``;
+    ``ingest_hmac_secret`` (at least 16 characters) enables it for senders that
+    sign the raw body instead (``X-BrandMonitor-Timestamp`` +
+    ``X-BrandMonitor-Signature: sha256=...``, or GitHub's ``X-Hub-Signature-256``).
+    Both are secrets: write them as ``${ENV_VAR}``, never literally.
+    """
+
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = field(default=8080, metadata={"min": 0, "max": 65535})
     ingest_token: str | None = field(default=None, metadata={"secret": True})
+    ingest_hmac_secret: str | None = field(default=None, metadata={"secret": True})
     api_token: str | None = field(default=None, metadata={"secret": True})
     max_body_bytes: int = field(default=1_048_576, metadata={"min": 1024})
     max_batch: int = field(default=1000, metadata={"min": 1})
+
+    def problems(self) -> list[tuple[str, str]]:
+        secret = self.ingest_hmac_secret
+        if secret is not None and len(secret) < MIN_HMAC_SECRET:
+            return [("ingest_hmac_secret", f"too short for an HMAC key: use at least "
+                                           f"{MIN_HMAC_SECRET} random characters")]
+        return []
 
 
 @dataclass(frozen=True, slots=True)

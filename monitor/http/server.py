@@ -7,8 +7,15 @@ Routes (every error is JSON ``{"error": "..."}``, including 404 and 405):
 ``GET /metrics``
     Prometheus text exposition of ``api.metrics.registry`` (no authentication).
 ``POST /ingest``
-    Needs ``Authorization: Bearer <ingest_token>``; when ``ingest_token`` is not
-    configured, ingestion is disabled (403) - it is never open by default. The body
+    Needs ``Authorization: Bearer <ingest_token>`` or, when ``ingest_hmac_secret``
+    is set, an HMAC-SHA256 signature of the raw body: ``X-BrandMonitor-Timestamp:
+    <unix seconds>`` (within 300 s of the server's wall clock) and
+    ``X-BrandMonitor-Signature: sha256=<hex HMAC(secret, b"<timestamp>." + body)>``,
+    or GitHub's ``X-Hub-Signature-256: sha256=<hex HMAC(secret, body)>`` (no
+    timestamp: a captured request can be replayed, which only re-sends the same
+    posts, stored once by id). The body size limit applies before the signature is
+    checked; a missing or wrong token/signature is 401. When neither is configured,
+    ingestion is disabled (403) - it is never open by default. The body
     is a JSON array of posts, ``{"posts": [...]}`` or one post object, or with
     ``Content-Type: application/x-ndjson`` one post per line. Bodies over
     ``max_body_bytes`` and batches over ``max_batch`` are refused with 413. Every
@@ -45,17 +52,22 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from monitor.clock import Clock, WallClock
 from monitor.config.schema import HttpConfig
 from monitor.errors import StoreError
 from monitor.http.api import (
     NDJSON_TYPES,
     ApiError,
+    bearer_matches,
+    has_signature,
+    missing_credentials,
     parse_alert_query,
     parse_approved_posts,
     parse_outbound_query,
     parse_posts,
     parse_watch_entries,
     require_bearer,
+    verify_signature,
 )
 from monitor.http.lifecycle_api import LifecycleRoutes
 from monitor.metrics import Metrics
@@ -137,9 +149,10 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 
 class _Handlers:
-    def __init__(self, config: HttpConfig, api: DaemonApi) -> None:
+    def __init__(self, config: HttpConfig, api: DaemonApi, clock: Clock) -> None:
         self.config = config
         self.api = api
+        self.clock = clock  # wall time, for signed-request timestamps
 
     async def healthz(self, request: web.Request) -> web.Response:
         try:
@@ -155,12 +168,22 @@ class _Handlers:
         return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})
 
     async def ingest(self, request: web.Request) -> web.Response:
-        token = self.config.ingest_token
-        if not token:
-            raise ApiError(403, "ingestion over HTTP is disabled: set http.ingest_token in "
-                                "the configuration to enable POST /ingest")
-        require_bearer(request.headers.get(hdrs.AUTHORIZATION), token, "POST /ingest")
+        token, secret = self.config.ingest_token, self.config.ingest_hmac_secret
+        if not token and not secret:
+            raise ApiError(403, "ingestion over HTTP is disabled: set http.ingest_token "
+                                "(or http.ingest_hmac_secret) in the configuration to "
+                                "enable POST /ingest")
+        authorization = request.headers.get(hdrs.AUTHORIZATION)
+        by_token = bool(token) and bearer_matches(authorization, token or "")
+        if not by_token and not (secret and has_signature(request.headers)):
+            if token and not secret:  # the bearer token's own messages
+                require_bearer(authorization, token, "POST /ingest")
+            raise missing_credentials(authorization, bearer=bool(token))
+        # the size limit applies before any signature work; the signature covers the
+        # exact bytes read (after any Content-Encoding), before JSON parsing
         body = await _read_body(request, self.config.max_body_bytes)
+        if not by_token:
+            verify_signature(request.headers, body, secret or "", self.clock.now())
         ndjson = request.content_type in NDJSON_TYPES
         try:
             posts = parse_posts(body, ndjson=ndjson, max_batch=self.config.max_batch)
@@ -260,10 +283,16 @@ class _Handlers:
         return _json([a.to_json() for a in found])
 
 
-def create_app(config: HttpConfig, api: DaemonApi) -> web.Application:
-    """Build the aiohttp application (not started: see :func:`start_http`)."""
+def create_app(config: HttpConfig, api: DaemonApi, *,
+               clock: Clock | None = None) -> web.Application:
+    """Build the aiohttp application (not started: see :func:`start_http`).
+
+    ``clock`` (default: the wall clock) judges signed requests' timestamps. It is
+    not the daemon's clock, which may be simulated (demo source): senders sign
+    with real time.
+    """
     app = web.Application(middlewares=[_json_errors], client_max_size=config.max_body_bytes)
-    h = _Handlers(config, api)
+    h = _Handlers(config, api, clock or WallClock())
     app.router.add_get("/healthz", h.healthz)
     app.router.add_get("/metrics", h.metrics)
     app.router.add_post("/ingest", h.ingest)

@@ -17,6 +17,8 @@ keeps who acknowledged it and whether it was escalated:
   ``details.related``, the list of attached signals so far). It is notified as
   ``Updated: ...`` when no update went out in the last ``group_window``;
   otherwise it is stored without channels and its key is left quiet;
+- **on-call rotations**: a rotation channel among an alert's channels is replaced,
+  when the alert is stored, by the member channel on duty (escalations included);
 - **quiet hours**: a channel's non-critical items are queued with
   ``next_attempt`` at the end of the quiet period; a critical alert goes at once
   and releases the channel's deferred items first (the outbox keeps per-channel
@@ -34,7 +36,7 @@ from typing import Any
 
 from monitor.config.schema import ChannelConfig, Rule, RuleSet
 from monitor.model import Alert
-from monitor.route.schedule import quiet_until
+from monitor.route.schedule import quiet_until, resolve_channels
 from monitor.route.silences import Silences
 from monitor.store.sqlite import SqliteStore
 
@@ -163,8 +165,14 @@ class Lifecycle:
         return out
 
     # -- quiet hours ----------------------------------------------------------
-    def store_alert(self, alert: Alert, now: datetime) -> None:
-        """Store ``alert``; defer non-critical items on channels in quiet hours."""
+    def store_alert(self, alert: Alert, now: datetime) -> Alert:
+        """Store ``alert`` and return it as stored: rotation channels replaced by the
+        member on duty at ``now`` (``details.rotation``: {rotation: member}), and
+        non-critical items deferred on channels in quiet hours."""
+        channels, picked = resolve_channels(alert.channels, self.channels, now)
+        if picked:
+            alert = dataclasses.replace(alert, channels=channels,
+                                        details=dict(alert.details, rotation=picked))
         deferred: dict[str, datetime] = {}
         for name in alert.channels:
             quiet = self.channels[name].quiet_hours if name in self.channels else None
@@ -179,6 +187,7 @@ class Lifecycle:
             if until is not None:
                 deferred[name] = until
         self.store.add_alert(alert, deferred)
+        return alert
 
     # -- escalation -----------------------------------------------------------
     def tick(self, now: datetime, rules: RuleSet) -> list[Alert]:
@@ -202,9 +211,10 @@ class Lifecycle:
                 original, id=hashlib.sha256(raw.encode()).hexdigest()[:24],
                 title=f"Escalated: {original.title}", created_at=now,
                 channels=rule.escalate_to,
-                details=dict(original.details, escalated_after=str(rule.escalate_after),
-                             escalated_from=original.id))
-            self.store_alert(alert, now)
+                details={**{k: v for k, v in original.details.items() if k != "rotation"},
+                         "escalated_after": str(rule.escalate_after),
+                         "escalated_from": original.id})
+            alert = self.store_alert(alert, now)
             self.store.execute("UPDATE alert_episodes SET escalated_at=? WHERE dedup_key=?",
                                (now.timestamp(), episode.dedup_key))
             alerts.append(alert)

@@ -121,7 +121,7 @@ class Router:
         elif not title_prefix:
             alert, notify = self.lifecycle.group(alert, rule, now)
             self.lifecycle.started(alert, now)
-        self.lifecycle.store_alert(alert, now)
+        alert = self.lifecycle.store_alert(alert, now)
         self.store.set_alert_state(key, (QUIET if not notify else FIRING)
                                    if signal.state == "firing" else RESOLVED, now, alert.id)
         if not notify:

@@ -3,6 +3,8 @@
 A silence matches a signal when every matcher it sets (``rule``, ``brand``,
 ``kind``, ``severity``; exact or an ``fnmatch`` glob such as ``neg*``) matches,
 and ``starts_at <= now < ends_at``. Expiring a silence sets ``ends_at`` to now.
+Ended silences are kept for :data:`SILENCE_RETENTION` (history), then the
+daemon's hourly prune deletes them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from monitor.clock import parse_time
 from monitor.store.sqlite import SqliteStore
 
 MATCHERS = ("rule", "brand", "kind", "severity")
+#: Expired silences stay listable (``?expired=true``) this long after they end.
+SILENCE_RETENTION = timedelta(days=30)
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, matchers TEXT NOT NULL, "
            "starts_at REAL NOT NULL, ends_at REAL NOT NULL, created_by TEXT NOT NULL, "
            "comment TEXT NOT NULL, created_at REAL NOT NULL)")
@@ -149,5 +153,7 @@ class Silences:
         return next((s for s in self.entries(now) if s.active(now) and s.matches(labels)), None)
 
     def prune(self, older_than: timedelta, now: datetime) -> int:
+        """Delete silences that ended more than ``older_than`` before ``now`` (active
+        and recently expired ones stay); returns how many were deleted."""
         return self.store.execute("DELETE FROM silences WHERE ends_at<?",
                                   ((now - older_than).timestamp(),)).rowcount
