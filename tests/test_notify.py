@@ -196,6 +196,52 @@ async def test_json_webhook_server_error_is_retryable(
     assert len(received) == 1
 
 
+# PagerDuty's Events API v2 is on the internet: apprise's endpoint table is pointed at the
+# local sink (the request, headers and payload are apprise's real ones).
+PD_INTEGRATION_KEY = "a" * 32
+PD_API_KEY = "pd-api-key-123456"
+
+
+@pytest.fixture
+def pagerduty_at(monkeypatch: pytest.MonkeyPatch,
+                 http_sink: tuple[int, list[Mapping[str, Any]], list[int]]) -> str:
+    from apprise.plugins import pagerduty
+
+    port = http_sink[0]
+    for region in list(pagerduty.PAGERDUTY_API_LOOKUP):
+        monkeypatch.setitem(pagerduty.PAGERDUTY_API_LOOKUP, region,
+                            f"http://127.0.0.1:{port}/hooks/pager")
+    return f"pagerduty://{PD_INTEGRATION_KEY}@{PD_API_KEY}"
+
+
+async def test_pagerduty_gets_one_dedup_key_per_episode_and_all_clear_resolves(
+        http_sink: tuple[int, list[Mapping[str, Any]], list[int]], pagerduty_at: str) -> None:
+    _, received, _ = http_sink
+    notifier = AppriseNotifier("pager", pagerduty_at)
+    firing = make_alert("a1")
+    await notifier.send(firing)
+    await notifier.send(firing)  # a resend after a crash
+    await notifier.send(make_alert("a2", state="resolved", severity="info"))
+    await notifier.send(make_alert("a3", dedup_key="negative|Acme|"))
+    keys = [event["dedup_key"] for event in received]
+    assert keys[0] == keys[1] == keys[2] != keys[3]
+    assert keys[0].startswith("brand-monitor-") and len(keys[0]) <= 255
+    assert [event["event_action"] for event in received] == [
+        "trigger", "trigger", "resolve", "trigger"]
+    assert all(event["routing_key"] == PD_INTEGRATION_KEY for event in received)
+
+
+async def test_pagerduty_key_and_action_from_the_url_win(
+        http_sink: tuple[int, list[Mapping[str, Any]], list[int]], pagerduty_at: str) -> None:
+    _, received, _ = http_sink
+    await AppriseNotifier("p1", pagerduty_at + "?dedup=my-key").send(make_alert())
+    await AppriseNotifier("p2", pagerduty_at + "?action=trigger").send(
+        make_alert(state="resolved"))
+    assert received[0]["dedup_key"] == "my-key"
+    assert received[1]["event_action"] == "trigger"
+    assert received[1]["dedup_key"].startswith("brand-monitor-")
+
+
 # --- configuration errors ----------------------------------------------------------
 
 @pytest.mark.parametrize("url", [

@@ -8,6 +8,7 @@ cannot (the channel is misconfigured).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -144,6 +145,8 @@ class AppriseNotifier:
                 "accept it (unknown service, or a missing/invalid part; the full URL is not "
                 "shown because it may contain secrets)", retryable=False)
 
+        self._pagerduty = _PagerDutyKeys.attach(self._apprise, url)
+
     @property
     def apprise(self) -> apprise.Apprise:
         """The underlying apprise object (one service)."""
@@ -153,6 +156,8 @@ class AppriseNotifier:
         title, body = render(alert)
         notify_type = (apprise.NotifyType.SUCCESS if alert.state == "resolved"
                        else _NOTIFY_TYPES.get(alert.severity, apprise.NotifyType.INFO))
+        if self._pagerduty is not None:
+            self._pagerduty.prepare(alert)
         try:
             result: Any = await self._apprise.async_notify(
                 title=title, body=body, notify_type=notify_type,
@@ -167,6 +172,40 @@ class AppriseNotifier:
             close = getattr(result, "close", None)
             if callable(close):
                 close()
+
+
+class _PagerDutyKeys:
+    """PagerDuty (``pagerduty://``): one incident per alert episode.
+
+    Every event of an episode -- the firing alert, its reminders, a resend after a
+    crash, the "all clear" -- carries the same ``dedup_key`` (derived from the alert's
+    dedup key), so PagerDuty keeps one incident and a repeat never opens a second;
+    with ``action=map`` (the default here unless the URL sets ``action=``) the
+    "all clear" resolves that incident.  A ``dedup=`` written in the URL wins.  The
+    plugin's attributes are set before each send; one channel's sends are sequential
+    (the outbox delivers a channel in order), so this does not race.
+    """
+
+    def __init__(self, plugin: Any) -> None:
+        self.plugin = plugin
+
+    @classmethod
+    def attach(cls, service: apprise.Apprise, url: str) -> _PagerDutyKeys | None:
+        if url.split("://", 1)[0].lower() != "pagerduty" or len(service) != 1:
+            return None
+        plugin = service[0]
+        if not hasattr(plugin, "dedup") or not hasattr(plugin, "action"):
+            return None  # an apprise without per-incident keys: plain notifications
+        if plugin.dedup:
+            return None  # the admin fixed the key in the URL
+        query = url.split("?", 1)[1] if "?" in url else ""
+        if not any(part.split("=", 1)[0].lower() == "action" for part in query.split("&")):
+            plugin.action = "map"
+        return cls(plugin)
+
+    def prepare(self, alert: Alert) -> None:
+        digest = hashlib.sha256(alert.dedup_key.encode("utf-8")).hexdigest()[:40]
+        self.plugin.dedup = f"brand-monitor-{digest}"
 
 
 def _check(name: str, scheme: str, result: Any) -> None:
