@@ -109,7 +109,8 @@ class Engine:
                 continue
             with self.store.transaction():
                 for stored in self.store.posts_between(brand, since, now + timedelta(days=1)):
-                    item = EnrichedPost(stored.post, brand, stored.compound, stored.label)
+                    item = EnrichedPost(stored.post, brand, stored.compound, stored.label,
+                                        self._intent_tags(stored.post, brand))
                     if stored.post.kind in detector.kinds:
                         alerts += self._route(detector.observe(item, now), now)
                 self._persist()

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from monitor.model import Post
+from tests.conftest import BASE_RULES, write_project
 from tests.timeline import T0, Harness, post, steady
 
 COMPLAINTS = ("@acme app is down again and I am furious, terrible service",
@@ -143,6 +144,41 @@ def test_late_post_is_counted_not_silently_dropped(project: Path) -> None:
     assert h.metrics.late.labels("Acme")._value.get() == 1
 
 
+def test_out_of_order_post_within_lateness_counts_in_its_own_bucket(project: Path) -> None:
+    h = Harness(project)
+    h.feed(steady(T0, 2, 8))
+    detector = h.engine.detectors[("spike", "Acme")]
+    end = T0 + timedelta(hours=2)  # steady() filled buckets up to here
+    h.feed([post(900_000, end + timedelta(seconds=30), "@acme new bucket")])
+    previous = detector.buckets.prev
+    assert previous is not None and previous.start == end - timedelta(minutes=5)
+    before = previous.count
+    # created in the previous bucket, arriving after a post of the next one: not late
+    h.clock.set(end + timedelta(seconds=90))
+    assert h.engine.process(post(900_001, end - timedelta(seconds=20), "@acme delayed")).accepted
+    assert previous.count == before + 1
+    assert h.metrics.late.labels("Acme")._value.get() == 0
+    # two minutes (the rule's lateness) after its end the bucket closes and is learned
+    h.clock.set(end + timedelta(minutes=2))
+    h.engine.tick()
+    assert detector.buckets.prev is None
+    assert h.engine.process(post(900_002, end - timedelta(seconds=10), "@acme too late")).accepted
+    assert h.metrics.late.labels("Acme")._value.get() == 1
+    assert h.store.post_count() == len(steady(T0, 2, 8)) + 3  # stored all the same
+
+
+def test_lateness_zero_closes_buckets_as_soon_as_time_moves_on(tmp_path: Path) -> None:
+    config = write_project(tmp_path, rules=BASE_RULES.replace(
+        "min_count: 10, min_authors: 5}", "min_count: 10, min_authors: 5, lateness: 0s}"))
+    h = Harness(config)
+    h.feed(steady(T0, 1, 8))
+    end = T0 + timedelta(hours=1)
+    h.feed([post(900_000, end + timedelta(seconds=30), "@acme new bucket")])
+    assert h.engine.detectors[("spike", "Acme")].buckets.prev is None
+    assert h.engine.process(post(900_001, end - timedelta(seconds=20), "@acme delayed")).accepted
+    assert h.metrics.late.labels("Acme")._value.get() == 1
+
+
 def test_a_rolled_back_batch_is_not_counted_twice_when_retried(project: Path) -> None:
     """Database full mid-batch: the retry after space is freed counts each post once."""
     import pytest
@@ -164,7 +200,8 @@ def test_a_rolled_back_batch_is_not_counted_twice_when_retried(project: Path) ->
     db.execute("PRAGMA max_page_count=1073741823")
     h.engine.process_batch(batch)
     detector = h.engine.detectors[("spike", "Acme")]
-    assert detector.bucket is not None
-    assert detector.bucket.count == len([p for p in batch
-                                         if p.created_at >= detector.bucket.start])
+    open_since = detector.buckets.oldest()
+    assert open_since is not None
+    assert sum(b.count for b in (detector.buckets.prev, detector.buckets.current) if b) == len(
+        [p for p in [*steady(T0, 2, 8), *batch] if p.created_at >= open_since])
     assert h.store.post_count() == len(steady(T0, 2, 8)) + len(batch)

@@ -16,14 +16,14 @@ Warm-up: until ``warmup_posts`` posts have been seen, p0 is the prior (25%).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.config.schema import BrandConfig, Rule
 from monitor.detect.base import DETECTORS, Detector, EnrichedPost
 from monitor.detect.explain import brand_words, over_represented, sentiment_mix, top_by_reach
 from monitor.detect.stats import binomial_sf_log10
-from monitor.detect.windows import Bucket, RecentTexts, bucket_start
+from monitor.detect.windows import Bucket, OpenBuckets, RecentTexts
 from monitor.model import Signal
 
 LEVELS = {"low": 6.0, "medium": 4.0, "high": 3.0}
@@ -41,6 +41,7 @@ class NegativeSurgeParams:
     min_increase: float = field(default=0.15, metadata={"min": 0.0, "max": 1.0})
     half_life: timedelta = timedelta(days=3)
     warmup_posts: int = field(default=200, metadata={"min": 0})
+    lateness: timedelta = timedelta(minutes=2)
 
     @property
     def threshold(self) -> float:
@@ -53,6 +54,8 @@ class NegativeSurgeParams:
             return [("sensitivity", "must be low, medium, high or a number")]
         if self.window < timedelta(minutes=1):
             return [("window", "must be at least 1m")]
+        if not timedelta(0) <= self.lateness <= self.window:
+            return [("lateness", "must be between 0s and the window")]
         return []
 
 
@@ -66,7 +69,7 @@ class NegativeSurgeDetector(Detector):
         self.neg_sum = 0.0
         self.total_sum = 0.0
         self.seen = 0
-        self.bucket: Bucket | None = None
+        self.buckets = OpenBuckets(self.params.window, self.params.lateness)
         self.alerting = False
         self.recent = RecentTexts()
         self._dirty = False
@@ -105,31 +108,26 @@ class NegativeSurgeDetector(Detector):
         self._dirty = True
         return signals
 
-    def _advance(self, to: datetime) -> list[Signal]:
-        if self.bucket is None:
-            self.bucket = Bucket(to)
-            return []
-        if to <= self.bucket.start:
-            return []
-        signals = self._close(self.bucket, to)
-        self.bucket = Bucket(to)
+    def _close_all(self, closed: list[tuple[Bucket, datetime]]) -> list[Signal]:
+        signals: list[Signal] = []
+        for bucket, follows in closed:
+            signals += self._close(bucket, follows)
         return signals
 
     def tick(self, now: datetime) -> list[Signal]:
-        return self._advance(bucket_start(now, self.params.window)) if self.bucket else []
+        return self._close_all(self.buckets.advance(now))
 
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
-        start = bucket_start(item.post.created_at, self.params.window)
-        signals = self._advance(start)
-        assert self.bucket is not None
-        if start < self.bucket.start:
+        closed, bucket = self.buckets.place(item.post.created_at)
+        signals = self._close_all(closed)
+        if bucket is None:
             self.late += 1  # closed windows stay closed; the engine reports the count
             return signals
-        self.bucket.add(item)
-        if not self.alerting and item.negative and self._significant(self.bucket):
+        bucket.add(item)
+        if not self.alerting and item.negative and self._significant(bucket):
             self.alerting = True
             self._dirty = True
-            signals.append(self._firing(item))
+            signals.append(self._firing(item, bucket))
         return signals
 
     def _numbers(self, bucket: Bucket) -> dict[str, Any]:
@@ -145,9 +143,7 @@ class NegativeSurgeDetector(Detector):
             "distinct_authors": len(bucket.authors),
         }
 
-    def _firing(self, item: EnrichedPost) -> Signal:
-        bucket = self.bucket
-        assert bucket is not None
+    def _firing(self, item: EnrichedPost, bucket: Bucket) -> Signal:
         details = self._numbers(bucket)
         negatives = [p for p in bucket.posts if p.negative]
         exclude = brand_words(self.brand)
@@ -166,16 +162,14 @@ class NegativeSurgeDetector(Detector):
 
     def to_state(self) -> dict[str, Any]:
         return {"neg_sum": self.neg_sum, "total_sum": self.total_sum, "seen": self.seen,
-                "alerting": self.alerting,
-                "bucket": self.bucket.start.timestamp() if self.bucket else None}
+                "alerting": self.alerting, **self.buckets.to_state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.neg_sum = float(state.get("neg_sum", 0.0))
         self.total_sum = float(state.get("total_sum", 0.0))
         self.seen = int(state.get("seen", 0))
         self.alerting = bool(state.get("alerting", False))
-        if state.get("bucket") is not None:
-            self.bucket = Bucket(datetime.fromtimestamp(float(state["bucket"]), UTC))
+        self.buckets.load_state(state)
 
     def resume_from(self) -> datetime | None:
-        return self.bucket.start if self.bucket else None
+        return self.buckets.oldest()

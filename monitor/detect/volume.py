@@ -9,7 +9,7 @@ hundred times is not a crisis), the explanation, and restart recovery.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.config.schema import BrandConfig, Rule
@@ -22,7 +22,7 @@ from monitor.detect.explain import (
     sentiment_mix,
     top_by_reach,
 )
-from monitor.detect.windows import Bucket, RecentTexts, bucket_start
+from monitor.detect.windows import Bucket, OpenBuckets, RecentTexts
 from monitor.model import Signal
 
 
@@ -35,6 +35,7 @@ class VolumeParams:
     min_count: int = field(default=10, metadata={"min": 0})
     min_authors: int = field(default=5, metadata={"min": 1})
     max_gap: timedelta = timedelta(hours=1)
+    lateness: timedelta = timedelta(minutes=2)
 
     def model_params(self) -> CountModelParams:
         return CountModelParams(bucket_seconds=int(self.bucket.total_seconds()),
@@ -43,6 +44,8 @@ class VolumeParams:
     def problems(self) -> list[tuple[str, str]]:
         if self.bucket < timedelta(seconds=10):
             return [("bucket", "must be at least 10s")]
+        if not timedelta(0) <= self.lateness <= self.bucket:
+            return [("lateness", "must be between 0s and the bucket size")]
         if isinstance(self.sensitivity, str) and self.sensitivity not in ("low", "medium",
                                                                           "high"):
             return [("sensitivity", "must be low, medium, high or a number")]
@@ -59,29 +62,17 @@ class VolumeSpikeDetector(Detector):
         super().__init__(rule, brand)
         self.params: VolumeParams = rule.params
         self.model = CountModel(self.params.model_params())
-        self.bucket: Bucket | None = None
+        self.buckets = OpenBuckets(self.params.bucket, self.params.lateness,
+                                   fill_gap=self.params.max_gap)
         self.alerting = False
         self.recent = RecentTexts()
         self._dirty = False
 
     # -- time ---------------------------------------------------------------
-    def _advance(self, to: datetime) -> list[Signal]:
-        """Close buckets before ``to`` (a bucket start); empty ones are real zeros."""
+    def _close_all(self, closed: list[tuple[Bucket, datetime]]) -> list[Signal]:
         signals: list[Signal] = []
-        if self.bucket is None:
-            self.bucket = Bucket(to)
-            return signals
-        if to <= self.bucket.start:
-            return signals
-        size = self.params.bucket
-        gap = to - self.bucket.start > self.params.max_gap
-        signals += self._close(self.bucket)
-        if not gap:  # a running daemon saw nothing: zeros are data
-            start = self.bucket.start + size
-            while start < to:
-                signals += self._close(Bucket(start))
-                start += size
-        self.bucket = Bucket(to)
+        for bucket, _ in closed:
+            signals += self._close(bucket)
         return signals
 
     def _close(self, bucket: Bucket) -> list[Signal]:
@@ -98,24 +89,22 @@ class VolumeSpikeDetector(Detector):
         return []
 
     def tick(self, now: datetime) -> list[Signal]:
-        current = bucket_start(now, self.params.bucket)
-        if self.bucket is not None and current > self.bucket.start:
-            return self._advance(current)
-        return []
+        return self._close_all(self.buckets.advance(now))
 
     # -- posts --------------------------------------------------------------
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
-        start = bucket_start(item.post.created_at, self.params.bucket)
-        signals = self._advance(start)
-        assert self.bucket is not None
-        if start < self.bucket.start:
+        closed, bucket = self.buckets.place(item.post.created_at)
+        signals = self._close_all(closed)
+        if bucket is None:
             self.late += 1  # closed buckets stay closed; the engine reports the count
             return signals
-        bucket = self.bucket
         bucket.add(item)
-        size = self.params.bucket.total_seconds()
-        elapsed = (max(now, item.post.created_at) - bucket.start).total_seconds()
-        fraction = min(1.0, max(elapsed / size, 0.05))
+        if bucket is self.buckets.current:
+            size = self.params.bucket.total_seconds()
+            elapsed = (max(now, item.post.created_at) - bucket.start).total_seconds()
+            fraction = min(1.0, max(elapsed / size, 0.05))
+        else:  # a late post for the bucket that is still open for them: it is complete
+            fraction = 1.0
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=fraction)
         if (verdict.active and not self.alerting and bucket.count >= self.params.min_count
                 and len(bucket.authors) >= self.params.min_authors):
@@ -161,14 +150,13 @@ class VolumeSpikeDetector(Detector):
 
     def to_state(self) -> dict[str, Any]:
         return {"model": self.model.to_state(), "alerting": self.alerting,
-                "bucket": self.bucket.start.timestamp() if self.bucket else None}
+                **self.buckets.to_state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model = CountModel.from_state(self.params.model_params(), state["model"])
         self.alerting = bool(state.get("alerting", False))
-        if state.get("bucket") is not None:
-            self.bucket = Bucket(datetime.fromtimestamp(float(state["bucket"]), UTC))
+        self.buckets.load_state(state)
 
     def resume_from(self) -> datetime | None:
         """Posts from here on must be observed again after a restart."""
-        return self.bucket.start if self.bucket else None
+        return self.buckets.oldest()

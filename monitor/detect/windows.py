@@ -51,3 +51,93 @@ class RecentTexts:
 
     def texts(self) -> list[str]:
         return list(self._texts)
+
+
+class OpenBuckets:
+    """The open buckets of an event-time detector, with allowed lateness.
+
+    The newest bucket (``current``) takes posts as they arrive.  When time moves into a
+    new bucket, the one before it stays open (``prev``) for posts that arrive late --
+    a feed polled every minute, a stream that reconnects -- until the watermark passes
+    its end by ``lateness``; only then is it closed (learned by the baseline).  A post
+    older than every open bucket is *late*: the detector counts it (the engine reports
+    it in ``brandmon_posts_late_total``) and it is stored, but no closed bucket changes.
+
+    The watermark is the event time of the newest post when posts arrive (so a backfill
+    of old posts runs in its own time) and the clock's time on a tick.  ``fill_gap``:
+    buckets skipped over within this span are closed as real zeros (a running daemon
+    saw nothing); after a longer gap nothing is filled (missing data, not zeros).
+    ``lateness`` must not exceed the bucket size (at most one bucket waits).
+    """
+
+    def __init__(self, size: timedelta, lateness: timedelta = timedelta(0),
+                 fill_gap: timedelta | None = None) -> None:
+        if lateness < timedelta(0) or lateness > size:
+            raise ValueError("lateness must be between 0 and the bucket size")
+        self.size = size
+        self.lateness = lateness
+        self.fill_gap = fill_gap
+        self.current: Bucket | None = None
+        self.prev: Bucket | None = None
+
+    def _due(self, bucket: Bucket, watermark: datetime) -> bool:
+        return bucket.start + self.size + self.lateness <= watermark
+
+    def advance(self, watermark: datetime) -> list[tuple[Bucket, datetime]]:
+        """Move time to ``watermark``; the buckets that close, oldest first, each with
+        the start of the bucket that follows it."""
+        current = self.current
+        if current is None:
+            return []
+        pending: list[Bucket] = []
+        to = bucket_start(watermark, self.size)
+        if to > current.start:
+            pending = [self.prev] if self.prev is not None else []
+            pending.append(current)
+            if self.fill_gap is not None and to - current.start <= self.fill_gap:
+                start = current.start + self.size
+                while start < to:
+                    pending.append(Bucket(start))
+                    start += self.size
+            self.current, self.prev = Bucket(to), None
+            last = pending[-1]
+            if last.start + self.size == to and not self._due(last, watermark):
+                self.prev = pending.pop()
+        elif self.prev is not None and self._due(self.prev, watermark):
+            pending, self.prev = [self.prev], None
+        assert self.current is not None
+        if not pending:
+            return []
+        follows = [b.start for b in pending[1:]] + [
+            self.prev.start if self.prev is not None else self.current.start]
+        return list(zip(pending, follows, strict=True))
+
+    def place(self, when: datetime) -> tuple[list[tuple[Bucket, datetime]], Bucket | None]:
+        """Advance to a post created at ``when`` (its time is the watermark unless the
+        open buckets are already past it); return the closed buckets and the open
+        bucket the post belongs in (None: it is late)."""
+        start = bucket_start(when, self.size)
+        if self.current is None:
+            self.current = Bucket(start)
+        closed = self.advance(when)
+        if start == self.current.start:
+            return closed, self.current
+        if self.prev is not None and start == self.prev.start:
+            return closed, self.prev
+        return closed, None
+
+    def oldest(self) -> datetime | None:
+        """Start of the oldest open bucket (a restart observes posts from here again)."""
+        bucket = self.prev or self.current
+        return bucket.start if bucket is not None else None
+
+    def to_state(self) -> dict[str, float | None]:
+        return {"bucket": self.current.start.timestamp() if self.current else None,
+                "prev": self.prev.start.timestamp() if self.prev else None}
+
+    def load_state(self, state: dict[str, object]) -> None:
+        for key in ("bucket", "prev"):
+            value = state.get(key)
+            bucket = (Bucket(datetime.fromtimestamp(float(value), UTC))
+                      if isinstance(value, int | float) else None)
+            setattr(self, "current" if key == "bucket" else "prev", bucket)
