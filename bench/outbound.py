@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from monitor.clock import parse_time  # noqa: E402
 from monitor.config.schema import BrandConfig, Rule  # noqa: E402
 from monitor.config.strict import Context, build  # noqa: E402
+from monitor.detect.base import DetectorContext  # noqa: E402
 from monitor.detect.outbound import (  # noqa: E402
     ApprovedPost,
     OutboundDetector,
@@ -154,7 +155,7 @@ def detectors(fixtures: Path, runtime: OutboundRuntime) -> dict[str, OutboundDet
                             allowed_domains=tuple(profile["allowed_domains"]))
         rule = Rule(name="outbound-off-message", signal="outbound", channels=("security",),
                     severity="critical", params=params)
-        found[brand.name] = OutboundDetector(rule, brand, runtime=runtime)
+        found[brand.name] = OutboundDetector(rule, brand, DetectorContext(outbound=runtime))
     return found
 
 

@@ -23,7 +23,7 @@ from monitor.clock import Clock, WallClock
 from monitor.config.loader import load_config, load_rules
 from monitor.config.schema import Config
 from monitor.detect.outbound.folder import default_validity, folder_specs, watch_folders
-from monitor.detect.outbound.runtime import RUNTIME, OutboundRuntime
+from monitor.detect.outbound.runtime import OutboundRuntime
 from monitor.engine import Engine, state_path
 from monitor.errors import ConfigError, StoreError
 from monitor.http.server import start_http
@@ -60,9 +60,9 @@ class Daemon:
         if demo is not None:
             self.clock = demo_clock(demo, self.store)
         self.engine = Engine(self.config, self.rules, self.store, self.clock, self.metrics)
-        # outbound screen: watchlist and approved-posts ledger, shared by its detectors
-        self.outbound: OutboundRuntime = RUNTIME
-        self.outbound.bind(self.store)
+        # outbound screen: watchlist and approved-posts ledger (the engine's detector
+        # context, bound to the store), also served by the HTTP API
+        self.outbound: OutboundRuntime = self.engine.context.outbound
         self.outbound.validity = default_validity(self.rules)
         self.metrics.rules_loaded.set(len(self.rules.rules))
         ctx = SourceContext(self.clock, self.store, self.metrics, self.config.brands)

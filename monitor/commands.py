@@ -156,6 +156,7 @@ def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
     hours, burst, client and ledger checks, in input order. The watchlist and the
     ledger are read from the daemon's state database when it exists."""
     from monitor.clock import parse_time
+    from monitor.detect.base import DetectorContext
     from monitor.detect.outbound import OutboundDetector, OutboundRuntime, OutboundScreen
     from monitor.engine import state_path
     from monitor.model import Author, Post
@@ -173,7 +174,8 @@ def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
         runtime.bind(store)
     names = [n for b in config.brands for n in (b.name, *b.handles)]
     screener = OutboundScreen(params, domains, names)
-    detectors = {b.name: OutboundDetector(rule, b, runtime) for b in config.brands
+    detectors = {b.name: OutboundDetector(rule, b, DetectorContext(outbound=runtime))
+                 for b in config.brands
                  if rule.applies_to(b.name)}
     analyzer = build_analyzer(config)
     bad = 0

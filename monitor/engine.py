@@ -18,7 +18,8 @@ from pathlib import Path
 from monitor import plugins
 from monitor.clock import Clock
 from monitor.config.schema import Config, RuleSet
-from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
+from monitor.detect.outbound.runtime import OutboundRuntime
 from monitor.enrich import intent
 from monitor.enrich.match import BrandMatcher
 from monitor.enrich.sentiment import SentimentAnalyzer, load_packs, pack_paths
@@ -47,10 +48,16 @@ class Outcome:
 
 class Engine:
     def __init__(self, config: Config, rules: RuleSet, store: SqliteStore, clock: Clock,
-                 metrics: Metrics, analyzer: SentimentAnalyzer | None = None) -> None:
+                 metrics: Metrics, analyzer: SentimentAnalyzer | None = None,
+                 context: DetectorContext | None = None) -> None:
         plugins.load()
         self.config = config
         self.store = store
+        if context is None:  # the outbound watchlist and ledger live in this store
+            runtime = OutboundRuntime()
+            runtime.bind(store)
+            context = DetectorContext(outbound=runtime)
+        self.context = context
         self.clock = clock
         self.metrics = metrics
         self.analyzer = analyzer or build_analyzer(config)
@@ -79,7 +86,7 @@ class Engine:
                 if old is not None and old.rule == rule:
                     detectors[key] = old
                     continue
-                detector = DETECTORS.get(rule.signal)(rule, brand)
+                detector = DETECTORS.get(rule.signal)(rule, brand, self.context)
                 state = self.store.load_detector_state(rule.name, brand.name)
                 if state is not None and old is None:
                     try:

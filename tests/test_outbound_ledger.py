@@ -6,7 +6,6 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ import pytest
 from monitor import commands
 from monitor.config.schema import BrandConfig, Rule
 from monitor.config.strict import Context, build
+from monitor.detect.base import DetectorContext
 from monitor.detect.outbound import (
-    RUNTIME,
     ApprovedPost,
     OutboundDetector,
     OutboundParams,
@@ -35,18 +34,11 @@ BRAND = BrandConfig(name="Acme", handles=("@acme",), allowed_domains=("acme.exam
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday
 
 
-@pytest.fixture(autouse=True)
-def clean_runtime() -> Iterator[None]:
-    RUNTIME.reset()
-    yield
-    RUNTIME.reset()
-
-
 def detector(runtime: OutboundRuntime | None = None, **data: Any) -> OutboundDetector:
     params = build(OutboundParams, data, Context("test"))
     rule = Rule(name="outbound", signal="outbound", channels=("security",), params=params,
                 severity="critical")
-    return OutboundDetector(rule, BRAND, runtime=runtime or OutboundRuntime())
+    return OutboundDetector(rule, BRAND, DetectorContext(outbound=runtime or OutboundRuntime()))
 
 
 def out(n: int, text: str, at: datetime = NOON, client: str | None = None) -> Post:
@@ -193,7 +185,7 @@ def test_engine_alert_carries_post_link_and_reasons_and_watchlist_applies(
         project: Path) -> None:
     h = Harness(project)
     at = T0 + timedelta(hours=3)
-    RUNTIME.add_watch(WatchEntry.from_json({"term": "Easton", "weight": 1.0}, at))
+    h.engine.context.outbound.add_watch(WatchEntry.from_json({"term": "Easton", "weight": 1.0}, at))
     alerts = h.feed([post(1, at, "Thinking of everyone in Easton today", author="acme",
                           kind="outbound"),
                      post(2, at, "Thinking of everyone in Leeds today", author="acme",

@@ -11,11 +11,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from monitor.config.schema import BrandConfig, Rule
 from monitor.model import Post, Signal
 from monitor.registry import Registry
+
+if TYPE_CHECKING:
+    from monitor.detect.outbound.runtime import OutboundRuntime
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,14 @@ class EnrichedPost:
 
 
 @dataclass(frozen=True, slots=True)
+class DetectorContext:
+    """What the engine shares with every detector it builds, beyond rule and brand:
+    ``outbound``, the watchlist and approved-posts ledger of the outbound screen."""
+
+    outbound: OutboundRuntime
+
+
+@dataclass(frozen=True, slots=True)
 class NoParams:
     """For detectors without parameters."""
 
@@ -44,9 +55,11 @@ class Detector(ABC):
     Params: ClassVar[type[Any]] = NoParams
     kinds: ClassVar[tuple[str, ...]] = ("mention",)  # post kinds this detector reads
 
-    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
+    def __init__(self, rule: Rule, brand: BrandConfig,
+                 ctx: DetectorContext | None = None) -> None:
         self.rule = rule
         self.brand = brand
+        self.ctx = ctx
         self.params = rule.params
         self.late = 0  # posts that arrived after their window had closed
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 from monitor.config.schema import BrandConfig, Rule
-from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
 from monitor.detect.explain import post_summary
 from monitor.enrich import intent
 from monitor.model import Signal
@@ -32,8 +32,9 @@ class IntentDetector(Detector):
 
     Params = IntentParams
 
-    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
-        super().__init__(rule, brand)
+    def __init__(self, rule: Rule, brand: BrandConfig,
+                 ctx: DetectorContext | None = None) -> None:
+        super().__init__(rule, brand, ctx)
         self.params: IntentParams = rule.params
         self.extra = (*intent.phrase_patterns(intent.PURCHASE, self.params.purchase_phrases),
                       *intent.phrase_patterns(intent.CHURN, self.params.churn_phrases))

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.config.schema import BrandConfig, Rule
-from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
 from monitor.detect.explain import brand_words, over_represented, sentiment_mix, top_by_reach
 from monitor.detect.stats import binomial_sf_log10
 from monitor.detect.windows import Bucket, OpenBuckets, RecentTexts
@@ -63,8 +63,9 @@ class NegativeSurgeParams:
 class NegativeSurgeDetector(Detector):
     Params = NegativeSurgeParams
 
-    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
-        super().__init__(rule, brand)
+    def __init__(self, rule: Rule, brand: BrandConfig,
+                 ctx: DetectorContext | None = None) -> None:
+        super().__init__(rule, brand, ctx)
         self.params: NegativeSurgeParams = rule.params
         self.neg_sum = 0.0
         self.total_sum = 0.0

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.config.schema import BrandConfig, Rule
-from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
 from monitor.model import Signal
 
 HOUR = timedelta(hours=1)
@@ -51,8 +51,9 @@ def _fmt(span: timedelta) -> str:
 class SilenceDetector(Detector):
     Params = SilenceParams
 
-    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
-        super().__init__(rule, brand)
+    def __init__(self, rule: Rule, brand: BrandConfig,
+                 ctx: DetectorContext | None = None) -> None:
+        super().__init__(rule, brand, ctx)
         self.params: SilenceParams = rule.params
         self.rates: list[float | None] = [None] * 24  # mentions per hour, by UTC hour
         self.learned = 0  # hours learned so far

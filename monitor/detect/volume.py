@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.config.schema import BrandConfig, Rule
-from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
 from monitor.detect.countmodel import CountModel, CountModelParams, Verdict
 from monitor.detect.explain import (
     brand_words,
@@ -58,8 +58,9 @@ class VolumeParams:
 class VolumeSpikeDetector(Detector):
     Params = VolumeParams
 
-    def __init__(self, rule: Rule, brand: BrandConfig) -> None:
-        super().__init__(rule, brand)
+    def __init__(self, rule: Rule, brand: BrandConfig,
+                 ctx: DetectorContext | None = None) -> None:
+        super().__init__(rule, brand, ctx)
         self.params: VolumeParams = rule.params
         self.model = CountModel(self.params.model_params())
         self.buckets = OpenBuckets(self.params.bucket, self.params.lateness,

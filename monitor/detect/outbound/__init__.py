@@ -22,7 +22,6 @@ from monitor.detect.outbound.core import (
 from monitor.detect.outbound.detector import OutboundDetector
 from monitor.detect.outbound.params import CheckParams, OutboundParams
 from monitor.detect.outbound.runtime import (
-    RUNTIME,
     ApprovedPost,
     OutboundRuntime,
     WatchEntry,
@@ -30,6 +29,6 @@ from monitor.detect.outbound.runtime import (
 )
 from monitor.detect.outbound.screen import OutboundScreen
 
-__all__ = ["CHECKS", "RUNTIME", "ApprovedPost", "CheckParams", "CheckSpec", "Finding", "Hit",
+__all__ = ["CHECKS", "ApprovedPost", "CheckParams", "CheckSpec", "Finding", "Hit",
            "OutboundDetector", "OutboundParams", "OutboundRuntime", "OutboundScreen",
            "ScreenResult", "WatchEntry", "check", "severity_of", "similarity"]

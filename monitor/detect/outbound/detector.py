@@ -14,12 +14,12 @@ from typing import Any
 
 from monitor.clock import parse_time
 from monitor.config.schema import BrandConfig, Rule
-from monitor.detect.base import DETECTORS, Detector, EnrichedPost
+from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
 from monitor.detect.explain import post_summary
 from monitor.detect.outbound.checks_post import PostContext
 from monitor.detect.outbound.core import ScreenResult, at_least
 from monitor.detect.outbound.params import OutboundParams
-from monitor.detect.outbound.runtime import RUNTIME, LedgerMatch, OutboundRuntime
+from monitor.detect.outbound.runtime import LedgerMatch, OutboundRuntime
 from monitor.detect.outbound.screen import OutboundScreen, run_checks
 from monitor.model import Post, Signal
 
@@ -34,12 +34,13 @@ class OutboundDetector(Detector):
     kinds = ("outbound",)
 
     def __init__(self, rule: Rule, brand: BrandConfig,
-                 runtime: OutboundRuntime | None = None) -> None:
-        super().__init__(rule, brand)
+                 ctx: DetectorContext | None = None) -> None:
+        super().__init__(rule, brand, ctx)
         self.params: OutboundParams = rule.params or OutboundParams()
         names = (brand.name, *brand.handles)
         self.screener = OutboundScreen(self.params, brand.allowed_domains, names)
-        self.runtime = runtime if runtime is not None else RUNTIME
+        # the engine's watchlist and ledger; standalone (tests, tools): an empty one
+        self.runtime = ctx.outbound if ctx is not None else OutboundRuntime()
         self.recent: deque[datetime] = deque(maxlen=MAX_RECENT)
         self._dirty = False
 

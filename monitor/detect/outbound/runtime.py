@@ -3,10 +3,10 @@
 Admins add current events to the **watchlist** through the HTTP API (``/watchlist``);
 the publishing workflow registers what it is about to post in the **ledger**
 (``/approved-posts`` or a watched folder). Both are persisted in the daemon's SQLite
-store and kept in memory here. The engine builds detectors with only a rule and a
-brand, so detectors find this state through the process-wide :data:`RUNTIME`, which
-the daemon binds to its store at start-up (tests and the ``screen`` command may pass
-their own :class:`OutboundRuntime`).
+store and kept in memory here. The engine owns one :class:`OutboundRuntime`, bound to
+its store, and hands it to every detector it builds through their
+:class:`~monitor.detect.base.DetectorContext`; the daemon's HTTP API edits the same
+object (tests and the ``screen`` command build their own).
 
 Ledger similarity: both texts are normalised (links, punctuation and emoji dropped,
 case folded); the score is the larger of the Jaccard index of their word 1- and
@@ -303,5 +303,3 @@ class OutboundRuntime:
             self.store.prune_approved_posts(now - KEEP_EXPIRED)
         return len(old) + len(gone)
 
-
-RUNTIME = OutboundRuntime()
