@@ -44,6 +44,27 @@ def test_outage_fires_silence_once_resolves_and_recovery_is_no_spike(tmp_path: P
     assert [a for a in h.alerts if a.rule == "spike"] == []
 
 
+def test_an_outage_shorter_than_max_gap_is_not_learned_as_zeros(tmp_path: Path) -> None:
+    h = Harness(write_project(tmp_path, rules=RULES))
+    h.feed(steady(T0, 48, 8))
+    model = h.engine.detectors[("spike", "Acme")].model  # type: ignore[attr-defined]
+    learned = model._base.n_learned
+    h.advance(timedelta(minutes=45))  # 9 buckets, inside max_gap (1h): the daemon ticks on
+    # the first empty buckets are plausible silence and learned; once ~9 mentions were
+    # expected and none came (P < 1e-4) the rest is a gap: not learned
+    assert 1 <= model._base.n_learned - learned <= 3
+
+
+def test_a_quiet_brand_keeps_learning_its_empty_buckets(tmp_path: Path) -> None:
+    h = Harness(write_project(tmp_path, rules=RULES))
+    # one mention every 20 minutes for two days: ~0.25 per 5-minute bucket
+    h.feed([post(i, T0 + timedelta(minutes=20 * i + 1), "@acme hi") for i in range(144)])
+    model = h.engine.detectors[("spike", "Acme")].model  # type: ignore[attr-defined]
+    learned = model._base.n_learned
+    h.advance(timedelta(minutes=55))  # 11 empty buckets: unremarkable for this brand
+    assert model._base.n_learned - learned >= 10
+
+
 def test_gap_seen_only_when_posts_resume_is_not_a_spike(tmp_path: Path) -> None:
     """No tick during the gap (a longer gap than max_gap): missing data, not zeros."""
     h = Harness(write_project(tmp_path, rules=RULES))

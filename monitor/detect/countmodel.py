@@ -262,6 +262,17 @@ class CountModel:
         return Verdict(fired, self._active, resolved, count, mu * fraction, statistic,
                        self._threshold, self.warm)
 
+    def log10_p_zero(self, bucket_start: datetime) -> float:
+        """``log10 P(count = 0)`` for that bucket under the count model (0.0 while the
+        model has learned nothing): how unlikely an empty bucket is."""
+        if self._base.n_learned == 0:
+            return 0.0
+        mu, extra = self._expect(self._locate(bucket_start))
+        alpha = self._disp[0].alpha + extra
+        if alpha < 1e-9:
+            return -mu / math.log(10.0)
+        return -math.log1p(alpha * mu) / (alpha * math.log(10.0))
+
     # -- learning -----------------------------------------------------------------------
     def learn(self, bucket_start: datetime, count: float) -> None:
         """A closed bucket enters the model.  Missing buckets are simply never learned;

@@ -25,6 +25,11 @@ from monitor.detect.explain import (
 from monitor.detect.windows import Bucket, OpenBuckets, RecentTexts
 from monitor.model import Signal
 
+#: A run of empty buckets less likely than this (log10) under the count model -- about
+#: nine mentions expected and none seen -- is a collection gap: those buckets are not
+#: learned as zeros.  A brand that is often silent keeps learning its silences.
+SILENT_LOG10P = -4.0
+
 
 @dataclass(frozen=True, slots=True)
 class VolumeParams:
@@ -66,6 +71,7 @@ class VolumeSpikeDetector(Detector):
         self.buckets = OpenBuckets(self.params.bucket, self.params.lateness,
                                    fill_gap=self.params.max_gap)
         self.alerting = False
+        self.silent = 0.0  # log10 probability of the current run of empty buckets
         self.recent = RecentTexts()
         self._dirty = False
 
@@ -78,7 +84,14 @@ class VolumeSpikeDetector(Detector):
 
     def _close(self, bucket: Bucket) -> list[Signal]:
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=1.0)
-        self.model.learn(bucket.start, bucket.count)
+        if bucket.count:
+            self.silent = 0.0
+        else:
+            self.silent += self.model.log10_p_zero(bucket.start)
+        if self.silent > SILENT_LOG10P:
+            self.model.learn(bucket.start, bucket.count)
+        # else: a run of empty buckets this unlikely is a collection gap (a source down
+        # inside max_gap), not real silence: the buckets stay missing, as after a gap
         self.recent.extend(bucket.posts)
         self._dirty = True
         if self.alerting and not verdict.active:
@@ -151,11 +164,12 @@ class VolumeSpikeDetector(Detector):
 
     def to_state(self) -> dict[str, Any]:
         return {"model": self.model.to_state(), "alerting": self.alerting,
-                **self.buckets.to_state()}
+                "silent": self.silent, **self.buckets.to_state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model = CountModel.from_state(self.params.model_params(), state["model"])
         self.alerting = bool(state.get("alerting", False))
+        self.silent = float(state.get("silent", 0.0))
         self.buckets.load_state(state)
 
     def resume_from(self) -> datetime | None:
