@@ -46,3 +46,16 @@ def test_explicit_brand_and_outbound_owner() -> None:
     assert matcher.match(own) == ["Acme Air"]
     stranger = post(3, T0, "acme air rocks", author="someone", kind="outbound")
     assert matcher.match(stranger) == []
+
+
+def test_text_rules_are_shared_per_brand() -> None:
+    matcher = BrandMatcher(BRANDS)
+    assert matcher.match_text("globex and ACME AIR both late") == ["Acme Air", "Globex"]
+    assert matcher.match_text("the acme air acme anvil cartoon") == []
+    rule = matcher.rule("Acme Air")
+    assert rule is not None and rule.name == "Acme Air"
+    assert rule.names("#acmeair") and not rule.names("acmeairline")
+    assert rule.excluded("an Acme  Anvil") and not rule.excluded("acme air")
+    assert not rule.matches("acme air acme anvil") and rule.matches("@AcmeAir hi")
+    assert matcher.rule("Nope") is None
+    assert [r.name for r in matcher.rules] == ["Acme Air", "Globex"]

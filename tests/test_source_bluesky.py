@@ -633,3 +633,34 @@ def test_bounded_caches() -> None:
     seen.add("z")
     assert len(seen) == 2 and seen.add("x")
 
+
+
+def test_classifier_text_references_links_and_exclusions() -> None:
+    def record(text: str, **parts: Any) -> Any:
+        return parse_post({"text": text, **parts})
+
+    def link(uri: str) -> list[dict[str, Any]]:
+        return [{"features": [{"$type": "app.bsky.richtext.facet#link", "uri": uri}]}]
+
+    reply = {"parent": {"uri": f"at://{BRAND}/{POST}/r0", "cid": "x"}}
+    both = Classifier((ACME, GLOBEX), {BRAND: "Acme", OTHER: None})
+    # text: the engine's rules (handles with or without @/#, whole words, exclusions)
+    assert both.classify(FAN, record("@ACME help")) == ("mention", None)
+    assert both.classify(FAN, record("#globex sale")) == ("mention", None)
+    assert both.classify(FAN, record("Acme.bsky.social rocks")) == ("mention", None)
+    assert both.classify(FAN, record("acmecorp and globexcorp")) is None
+    assert both.classify(FAN, record("an acme anvil fell")) is None
+    # the brand's own posts, and references to them (unless excluded)
+    assert both.classify(BRAND, record("anything")) == ("outbound", "Acme")
+    assert both.classify(FAN, record("fixed, thanks", reply=reply)) == ("mention", "Acme")
+    assert both.classify(FAN, record("acme anvil again", reply=reply)) is None
+    assert both.classify(FAN, record("hi", facets=mention(OTHER))) == ("mention", None)
+    # links whose address names a brand
+    assert both.classify(FAN, record("look", facets=link("https://shop.globex.com/x"))) \
+        == ("mention", "Globex")
+    assert both.classify(FAN, record("acme anvil", facets=link("https://acme.example/"))) \
+        is None
+    assert both.classify(FAN, record("look", facets=link("https://example.com/"))) is None
+    pinned = Classifier((ACME,), {BRAND: None}, "Acme")
+    assert pinned.classify(FAN, record("acme!")) == ("mention", "Acme")
+    assert pinned.classify(BRAND, record("hello")) == ("outbound", "Acme")

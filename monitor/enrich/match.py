@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from monitor.config.schema import BrandConfig
 from monitor.model import Post
@@ -32,16 +33,40 @@ def normalise_handle(handle: str) -> str:
     return handle.strip().lstrip("@").lower()
 
 
+@dataclass(frozen=True, slots=True)
+class BrandRule:
+    """One brand's text rules: the phrases that name it and the ones that exclude it."""
+
+    name: str
+    include: re.Pattern[str] | None
+    exclude: re.Pattern[str] | None
+
+    def names(self, text: str) -> bool:
+        """``text`` contains one of the brand's handles, keywords or its name."""
+        return self.include is not None and self.include.search(text) is not None
+
+    def excluded(self, text: str) -> bool:
+        """``text`` contains one of the brand's exclusion phrases."""
+        return self.exclude is not None and self.exclude.search(text) is not None
+
+    def matches(self, text: str) -> bool:
+        """``text`` is about the brand: it names it and nothing excludes it."""
+        return self.names(text) and not self.excluded(text)
+
+
+def brand_rule(brand: BrandConfig) -> BrandRule:
+    return BrandRule(brand.name,
+                     _phrase_regex((*brand.handles, *brand.keywords, brand.name),
+                                   at_optional=True),
+                     _phrase_regex(brand.exclude, at_optional=False))
+
+
 class BrandMatcher:
     def __init__(self, brands: Sequence[BrandConfig]) -> None:
         self._brands = tuple(brands)
         self._by_name = {b.name: b for b in brands}
         self._owner = {normalise_handle(h): b.name for b in brands for h in b.handles}
-        self._include = [
-            (b.name, _phrase_regex((*b.handles, *b.keywords, b.name), at_optional=True),
-             _phrase_regex(b.exclude, at_optional=False))
-            for b in brands
-        ]
+        self.rules = tuple(brand_rule(b) for b in brands)
 
     def owner_of(self, handle: str) -> str | None:
         """The brand whose own account ``handle`` is, if any."""
@@ -53,14 +78,14 @@ class BrandMatcher:
         if post.kind == "outbound":
             owner = self.owner_of(post.author.handle)
             return [owner] if owner else []
-        found = []
-        for name, include, exclude in self._include:
-            if include is None or not include.search(post.text):
-                continue
-            if exclude is not None and exclude.search(post.text):
-                continue
-            found.append(name)
-        return found
+        return self.match_text(post.text)
+
+    def match_text(self, text: str) -> list[str]:
+        """The brands a piece of text is about, by the text rules alone."""
+        return [rule.name for rule in self.rules if rule.matches(text)]
+
+    def rule(self, brand: str) -> BrandRule | None:
+        return next((r for r in self.rules if r.name == brand), None)
 
     def terms(self, brand: str) -> list[str]:
         """Every name, handle and keyword of a brand (for neutralising sentiment)."""

@@ -29,9 +29,9 @@ from yarl import URL
 
 from monitor.clock import parse_time
 from monitor.config.schema import BrandConfig
+from monitor.enrich.match import BrandMatcher
 from monitor.model import MAX_TEXT
 from monitor.sources.backoff import Backoff
-from monitor.sources.terms import listen_terms
 
 JETSTREAM = "wss://jetstream2.us-east.bsky.network/subscribe"
 APPVIEW = "https://public.api.bsky.app"
@@ -196,30 +196,12 @@ def _did_of(uri: object) -> str | None:
 
 
 # brand filtering -------------------------------------------------------------------
-def _phrases(phrases: Iterable[str], *, at_optional: bool) -> re.Pattern[str] | None:
-    """Whole-word, case-insensitive phrase regex (the engine's matching rules)."""
-    parts = {r"\s+".join(map(re.escape, words)) for p in phrases
-             if (words := p.strip().lstrip("@#").split())}
-    if not parts:
-        return None
-    prefix = "[@#]?" if at_optional else ""
-    body = "|".join(sorted(parts, key=len, reverse=True))
-    return re.compile(rf"(?<![\w@#]){prefix}(?:{body})(?![\w])", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    name: str
-    include: re.Pattern[str] | None
-    exclude: re.Pattern[str] | None
-
-    def excluded(self, text: str) -> bool:
-        return self.exclude is not None and self.exclude.search(text) is not None
-
-
 class Classifier:
     """Decides whether a post is outbound, a candidate mention (and of which brand), or noise.
 
+    Text is matched by the engine's own rules (``BrandMatcher``); on top of that a post
+    is a mention of a brand when it mentions, replies to or quotes one of the brand's
+    accounts, or links to a page whose address names the brand.
     ``owners`` maps each brand-account DID to its brand name (None: unknown brand).
     ``pinned`` is the source's configured brand, set on every post when given.
     """
@@ -228,26 +210,23 @@ class Classifier:
                  pinned: str | None = None) -> None:
         self.owners = dict(owners)
         self.pinned = pinned
-        self._rules = [_Rule(b.name, _phrases(listen_terms(b), at_optional=True),
-                             _phrases(b.exclude, at_optional=False)) for b in brands]
+        self._matcher = BrandMatcher(brands)
 
     def classify(self, did: str, post: PostRecord) -> tuple[str, str | None] | None:
         """(kind, brand) or None to drop. brand None leaves matching to the engine."""
         if did in self.owners:
             return "outbound", self.pinned or self.owners[did]
-        for rule in self._rules:
-            if rule.include is not None and rule.include.search(post.text) \
-                    and not rule.excluded(post.text):
-                return "mention", self.pinned  # the engine finds the same brand(s) in text
+        if any(rule.matches(post.text) for rule in self._matcher.rules):
+            return "mention", self.pinned  # the engine finds the same brand(s) in text
         for ref in (*post.mentions, *post.replied, *post.quoted):
             if ref in self.owners:
                 owner = self.pinned or self.owners[ref]
-                found = next((r for r in self._rules if r.name == owner), None)
+                found = self._matcher.rule(owner) if owner is not None else None
                 if found is None or not found.excluded(post.text):
                     return "mention", owner
-        for rule in self._rules:
-            if rule.include is not None and not rule.excluded(post.text) \
-                    and any(rule.include.search(_link_text(u)) for u in post.links):
+        for rule in self._matcher.rules:
+            if not rule.excluded(post.text) \
+                    and any(rule.names(_link_text(u)) for u in post.links):
                 return "mention", rule.name
         return None
 

@@ -28,7 +28,6 @@ the original and never count twice); a boost BY the brand is outbound (see Norma
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections import OrderedDict
@@ -44,6 +43,9 @@ from monitor.config.schema import SourceConfig
 from monitor.model import Post
 from monitor.sources.backoff import Backoff
 from monitor.sources.base import SOURCES, Emit, Source, SourceContext
+from monitor.sources.mastodon_rest import MAX_BODY as MAX_BODY
+from monitor.sources.mastodon_rest import REST_TIMEOUT as REST_TIMEOUT
+from monitor.sources.mastodon_rest import RestClient
 from monitor.sources.mastodon_wire import (
     PAGE,
     ApiError,
@@ -56,13 +58,9 @@ from monitor.sources.mastodon_wire import (
     StreamRefused,
     WireError,
     account_feed,
-    dig,
-    error_text,
     feeds_for,
-    id_order,
     mentions_brand,
     parse_event,
-    rate_limit_wait,
     status_id,
 )
 from monitor.sources.terms import listen_terms, own_handles
@@ -70,10 +68,8 @@ from monitor.sources.terms import listen_terms, own_handles
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[object]]
 REFUSED = (401, 403, 404, 410)
-MAX_BODY = 8 * 1024 * 1024
 RECENT = 4096
 CURSOR_FLUSH = 5.0  # seconds between cursor writes while streaming
-REST_TIMEOUT = aiohttp.ClientTimeout(total=30)
 WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0)
 
 
@@ -101,11 +97,12 @@ class MastodonSource(Source):
         if token:
             secrets.register(token)
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self._rest = RestClient(self.name, self.base, self._auth, sleep=self._sleep,
+                                now=lambda: self.ctx.clock.now())
         self.modes: dict[str, str] = {}  # feed name -> streaming | polling
         self._problems: dict[str, str] = {}  # feed (or "account") -> its current error
         self._behind = 0  # feeds reading a gap of more than one page
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self._hold_until = 0.0  # loop time before which no request is made (rate limit)
         self._cursor_key = f"mastodon:{self.name}"
         self._cursors = self._load_cursors()
         brand = next((b for b in ctx.brands if b.name == config.brand), None)
@@ -138,7 +135,7 @@ class MastodonSource(Source):
         backoff = Backoff(base=1.0, cap=300.0, rng=self._rng)
         while True:
             try:
-                domain, streaming = await self._instance(session)
+                domain, streaming = await self._rest.instance(session)
                 break
             except (ApiError, WireError) as exc:
                 log.warning("mastodon %s: no instance info (%s)", self.name,
@@ -165,24 +162,14 @@ class MastodonSource(Source):
         log.info("mastodon %s: instance %s (accounts @%s), streaming at %s", self.name,
                  secrets.mask(self.base), domain, secrets.mask(self._streaming))
 
-    async def _instance(self, session: aiohttp.ClientSession) -> tuple[str | None, str | None]:
-        """(domain, streaming URL) from /api/v2/instance, else the older /api/v1/instance."""
-        try:
-            info = await self._get(session, "/api/v2/instance", ())
-            return dig(info, "domain"), dig(info, "configuration", "urls", "streaming")
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-        info = await self._get(session, "/api/v1/instance", ())
-        return dig(info, "uri"), dig(info, "urls", "streaming_api")
-
     # -- feeds -----------------------------------------------------------------------
     async def _run_account(self, session: aiohttp.ClientSession, emit: Emit) -> None:
         acct = self.opts.account or ""
         backoff = Backoff(base=5.0, cap=900.0, rng=self._rng)
         while True:
             try:
-                found = await self._get(session, "/api/v1/accounts/lookup", (("acct", acct),))
+                found = await self._rest.get(session, "/api/v1/accounts/lookup",
+                                             (("acct", acct),))
                 if (account_id := status_id(found)) is None:
                     raise WireError("account lookup: no id")
                 break
@@ -309,24 +296,17 @@ class MastodonSource(Source):
             try:
                 while True:
                     cursor = self._cursors.values.get(endpoint.key)
-                    params = (*endpoint.params, ("limit", str(PAGE)),
-                              *((("min_id", cursor),) if cursor else ()))
-                    items = await self._get(session, endpoint.path, params)
-                    if not isinstance(items, list):
-                        raise WireError(f"{endpoint.path}: expected a list")
-                    ordered = sorted(((sid, item) for item in items
-                                      if (sid := status_id(item)) is not None),
-                                     key=lambda pair: id_order(pair[0]))
-                    for _ in range(len(items) - len(ordered)):
+                    count, ordered = await self._rest.timeline_page(session, endpoint, cursor)
+                    for _ in range(count - len(ordered)):
                         self.malformed(f"{endpoint.path}: item without id")
-                    if cursor is not None and len(items) >= PAGE and not behind:
+                    if cursor is not None and count >= PAGE and not behind:
                         behind = True  # a long gap: tell the daemon history is coming
                         self._behind += 1
                         self.catching_up = True
                     for _sid, item in ordered:
                         await self._accept(feed, endpoint, item, emit)
                     self._save_cursors(force=True)
-                    if (cursor is None or len(items) < PAGE
+                    if (cursor is None or count < PAGE
                             or self._cursors.values.get(endpoint.key) == cursor):
                         break  # caught up (on a first start: the latest page only)
             finally:
@@ -361,34 +341,6 @@ class MastodonSource(Source):
         self.health.posts += 1
         last = self.health.last_post_at
         self.health.last_post_at = post.created_at if last is None else max(last, post.created_at)
-
-    async def _get(self, session: aiohttp.ClientSession, path: str,
-                   params: tuple[tuple[str, str], ...]) -> Any:
-        """GET a JSON document, pausing for rate limits; 429 retried after the reset."""
-        loop = asyncio.get_running_loop()
-        for _ in range(4):
-            if (hold := self._hold_until - loop.time()) > 0:
-                log.info("mastodon %s: rate limited, waiting %.0fs", self.name, hold)
-                await self._sleep(hold)
-            async with session.get(f"{self.base}{path}", params=params, headers=self._auth,
-                                   timeout=REST_TIMEOUT) as resp:
-                body = bytearray()
-                async for chunk in resp.content.iter_chunked(65536):
-                    body += chunk
-                    if len(body) > MAX_BODY:
-                        raise ApiError(resp.status, f"{path}: response larger than {MAX_BODY}")
-                wait = rate_limit_wait(resp.status, resp.headers, self.ctx.clock.now())
-                if wait is not None:
-                    self._hold_until = max(self._hold_until, loop.time() + wait)
-                if resp.status == 429:
-                    continue
-                if resp.status >= 400:
-                    raise ApiError(resp.status, f"{path}: {error_text(bytes(body))}")
-                try:
-                    return json.loads(body)
-                except ValueError:
-                    raise WireError(f"{path}: response is not JSON") from None
-        raise ApiError(429, f"{path}: still rate limited")
 
     # -- cursors -----------------------------------------------------------------------
     def _load_cursors(self) -> Cursors:

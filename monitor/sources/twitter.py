@@ -36,21 +36,22 @@ from typing import Any
 import aiohttp
 from tweepy import StreamRule
 from tweepy.asynchronous import AsyncClient, AsyncStreamingClient
-from tweepy.errors import HTTPException
 
 from monitor import secrets
 from monitor.config.schema import BrandConfig, SourceConfig
 from monitor.errors import PostError
-from monitor.model import Post, PostKind
+from monitor.model import Post
 from monitor.sources import twitter_wire as wire
 from monitor.sources.backoff import Backoff
 from monitor.sources.base import SOURCES, Emit, Source, SourceContext
-from monitor.sources.twitter_wire import ApiError, Cursor, classify
+from monitor.sources.twitter_rest import MAX_RATE_WAIT as MAX_RATE_WAIT
+from monitor.sources.twitter_rest import Feed as Feed
+from monitor.sources.twitter_rest import TwitterApi, error_of
+from monitor.sources.twitter_wire import ApiError, Cursor
 
 log = logging.getLogger(__name__)
 SessionFactory = Callable[[], aiohttp.ClientSession]
 Sleep = Callable[[float], Awaitable[None]]
-MAX_RATE_WAIT = 900.0  # re-check at least every 15 minutes, whatever the reset says
 SEARCH_WINDOW = timedelta(days=7) - timedelta(minutes=5)
 _SEEN = 10_000
 _LANG = re.compile(r"^[a-z]{2,3}$")
@@ -83,25 +84,6 @@ class TwitterOptions:
         return found
 
 
-@dataclass(frozen=True, slots=True)
-class Feed:
-    """One search query or one own timeline; ``query`` is also its stream rule."""
-
-    key: str
-    kind: PostKind
-    query: str
-    brand: str | None = None
-    user_id: str | None = None
-
-
-async def _error_of(response: aiohttp.ClientResponse) -> ApiError:
-    try:
-        body: object = await response.json(content_type=None)
-    except (ValueError, aiohttp.ClientError):
-        body = None
-    return classify(response.status, response.headers, body)
-
-
 def _default_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, sock_connect=30))
 
@@ -119,7 +101,11 @@ class TwitterSource(Source):
         rng = rng or random.Random()
         self._backoff = Backoff(base=2.0, cap=300.0, rng=rng)
         self._slow = Backoff(base=300.0, cap=3600.0, rng=rng)  # credentials / config errors
-        self._limits: dict[str, tuple[int, float]] = {}
+        opts: TwitterOptions = self.options
+        self._api = TwitterApi(self.name, max_results=opts.max_results,
+                               exclude_retweets=opts.exclude_retweets,
+                               now=lambda: self.ctx.clock.now(), sleep=sleep,
+                               malformed=self.malformed)
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._own: set[str] = set()  # user ids whose posts are outbound, never mentions
         self._session: aiohttp.ClientSession | None = None
@@ -195,51 +181,12 @@ class TwitterSource(Source):
         return (self._backoff if err.kind == "transient" else self._slow).next_delay()
 
     # requests ----------------------------------------------------------------------
-    async def _call(self, endpoint: str, method: Callable[..., Awaitable[Any]],
-                    *args: Any, **kwargs: Any) -> Any:
-        """One tweepy call: waits out an exhausted limit, maps failures to ApiError."""
-        remaining, reset = self._limits.get(endpoint, (1, 0.0))
-        if remaining <= 0:
-            wait = min(reset - self.ctx.clock.now().timestamp() + 1, MAX_RATE_WAIT)
-            if wait > 0:
-                log.info("source %s: %s rate limit used up; waiting %.0fs", self.name,
-                         endpoint, wait)
-                await self._sleep(wait)
-            self._limits.pop(endpoint, None)
-        try:
-            response = await method(*args, **kwargs)
-            body = await response.json(content_type=None)
-        except HTTPException as exc:
-            raise await _error_of(exc.response) from None
-        except aiohttp.ClientResponseError as exc:  # an error page that is not JSON
-            raise classify(exc.status, exc.headers or {}, None) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ApiError("transient", f"{endpoint}: network error: {exc!r}") from None
-        except ValueError as exc:
-            self.malformed(f"{endpoint}: response is not JSON ({exc})")
-            raise ApiError("transient", f"{endpoint}: response is not JSON") from None
-        remaining_now, reset_at = wire.rate_headers(response.headers)
-        if remaining_now is not None and reset_at is not None:
-            self._limits[endpoint] = (remaining_now, reset_at)
-        return body
-
-    def _fields(self) -> dict[str, Any]:
-        return {"max_results": self.options.max_results, "tweet_fields": list(wire.TWEET_FIELDS),
-                "expansions": list(wire.EXPANSIONS), "user_fields": list(wire.USER_FIELDS)}
-
     async def _timelines(self, brands: list[BrandConfig]) -> list[Feed]:
         """One outbound feed per own account: ``own_user_ids``, else the resolved handles."""
         opts: TwitterOptions = self.options
         lookup = [u for b in brands if b.name not in opts.own_user_ids
                   for h in b.handles if (u := wire.username_of(h))]
-        ids: dict[str, str] = {}
-        for start in range(0, len(lookup), 100):
-            body = await self._call("users", self._client.get_users,
-                                    usernames=lookup[start:start + 100])
-            users = body.get("data") if isinstance(body, Mapping) else None
-            for user in users if isinstance(users, list) else []:
-                if isinstance(user, Mapping) and isinstance(user.get("username"), str):
-                    ids[user["username"].lower()] = str(user.get("id"))
+        ids = await self._api.user_ids(self._client, lookup)
         feeds = []
         for brand in brands:
             own = list(opts.own_user_ids.get(brand.name, ()))
@@ -284,7 +231,7 @@ class TwitterSource(Source):
         posts: list[Post] = []
         try:
             for _ in range(1 if first else self.options.max_pages):
-                page = await self._page(feed, cur.since_id, token)
+                page = await self._api.page(self._client, feed, cur.since_id, token)
                 posts += page.posts
                 newest, token = wire.newer(newest, page.newest_id), page.next_token
                 if token is None:
@@ -299,31 +246,6 @@ class TwitterSource(Source):
             self._save(feed, Cursor(wire.newer(cur.since_id, newest), feed.query))
         else:
             self._save(feed, Cursor(cur.since_id, feed.query, token, newest))
-
-    async def _page(self, feed: Feed, since_id: str | None, token: str | None) -> wire.Page:
-        params = self._fields()
-        if since_id:
-            params["since_id"] = since_id
-        if feed.user_id is None:
-            if token:
-                params["next_token"] = token
-            body = await self._call("search", self._client.search_recent_tweets, feed.query,
-                                    **params)
-        else:
-            if token:
-                params["pagination_token"] = token
-            if self.options.exclude_retweets:
-                params["exclude"] = ["retweets"]
-            body = await self._call("timeline", self._client.get_users_tweets, feed.user_id,
-                                    **params)
-        try:
-            page = wire.parse_page(body, source=self.name, kind=feed.kind, brand=feed.brand)
-        except PostError as exc:
-            self.malformed(f"{feed.key}: {exc}")
-            raise ApiError("transient", f"{feed.key}: unreadable response: {exc}") from None
-        for error in page.errors:
-            self.malformed(f"{feed.key}: {error}")
-        return page
 
     async def _emit(self, emit: Emit, posts: list[Post]) -> None:
         """Oldest first; not a post another feed emitted, nor a brand's own post as a mention."""
@@ -344,7 +266,7 @@ class TwitterSource(Source):
     async def _sync_rules(self, feeds: list[Feed]) -> None:
         """Make this source's stream rules (by tag prefix) exactly one per feed."""
         want = {self._tag(f): f.query for f in feeds}
-        body = await self._call("rules", self._rules.get_rules)
+        body = await self._api.call("rules", self._rules.get_rules)
         have = body.get("data") if isinstance(body, Mapping) else None
         have = [r for r in have if isinstance(r, Mapping)] if isinstance(have, list) else []
         mine = f"brandmon:{self.name}:"
@@ -352,10 +274,10 @@ class TwitterSource(Source):
                  and want.get(str(r.get("tag"))) != r.get("value")]
         kept = {str(r.get("tag")) for r in have if want.get(str(r.get("tag"))) == r.get("value")}
         if stale:
-            await self._call("rules", self._rules.delete_rules, stale)
+            await self._api.call("rules", self._rules.delete_rules, stale)
         add = [StreamRule(value=q, tag=t) for t, q in want.items() if t not in kept]
         if add:
-            body = await self._call("rules", self._rules.add_rules, add)
+            body = await self._api.call("rules", self._rules.add_rules, add)
             errors = body.get("errors") if isinstance(body, Mapping) else None
             if errors:
                 raise ApiError("rejected", "stream rules refused: "
@@ -378,7 +300,7 @@ class TwitterSource(Source):
             async with self._session.get(f"{wire.API}/2/tweets/search/stream", params=params,
                                          headers=headers, timeout=timeout) as response:
                 if response.status != 200:
-                    raise await _error_of(response)
+                    raise await error_of(response)
                 self._healthy()
                 async for raw in response.content:
                     if line := raw.strip():  # empty lines are keep-alives
