@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -173,6 +174,16 @@ def test_escalation_off_the_rota_drops_the_original_rotation_detail(tmp_path: Pa
     assert first is not None and first.details["rotation"]  # type: ignore[attr-defined]
     [escalated] = env.router.tick(env.at(9 * 60 + 31))
     assert escalated.channels == ("pager",) and "rotation" not in escalated.details
+
+
+def test_an_alert_stored_again_after_a_handoff_keeps_its_member(env: Env) -> None:
+    """A restart re-creates an alert (same id) after the handoff: nobody new is paged."""
+    alert = env.fire(9 * 60)
+    assert alert is not None
+    routed = dataclasses.replace(alert, channels=("file", "on-call"))  # as the router makes it
+    again = env.router.lifecycle.store_alert(routed, env.at(7 * 24 * 60 + 9 * 60 + 1))
+    assert again.channels == ("file", "alice-sms")
+    assert [c for c, _, _, _ in env.outbox()] == ["file", "alice-sms"]
 
 
 def test_override_routes_to_the_substitute(env: Env) -> None:

@@ -169,6 +169,9 @@ class Lifecycle:
         """Store ``alert`` and return it as stored: rotation channels replaced by the
         member on duty at ``now`` (``details.rotation``: {rotation: member}), and
         non-critical items deferred on channels in quiet hours."""
+        stored = self.store.get_alert(alert.id)
+        if stored is not None:  # stored before a crash: the member on duty then stands
+            return stored
         channels, picked = resolve_channels(alert.channels, self.channels, now)
         if picked:
             alert = dataclasses.replace(alert, channels=channels,
