@@ -129,6 +129,9 @@ class SeasonalProfile:
     values: list[float] = field(default_factory=list)
     stamps: list[int] = field(default_factory=list)
     week: WeekRhythm | None = None
+    # (bucket, neutral expectation, days): a bucket is asked about when it is scored
+    # and again when it is learned; nothing changes in between
+    _memo: tuple[int, float, int] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         size = self.days * self.slots_per_day
@@ -161,15 +164,21 @@ class SeasonalProfile:
 
     def _neutral(self, bucket: int) -> tuple[float, int]:
         """(day-of-week-neutral expectation of ``bucket``, days behind it; 0 = none)."""
+        memo = self._memo
+        if memo is not None and memo[0] == bucket:
+            return memo[1], memo[2]
         days = self._day_values(bucket)
         n = len(days)
         if n == 0:
-            return self.level, 0
-        if n >= 3:
-            days.sort()
-            trim = max(1, round(0.2 * n))
-            days = days[trim:n - trim]
-        return sum(days) / len(days), n
+            base = self.level
+        else:
+            if n >= 3:
+                days.sort()
+                trim = max(1, round(0.2 * n))
+                days = days[trim:n - trim]
+            base = sum(days) / len(days)
+        self._memo = (bucket, base, n)
+        return base, n
 
     def expected(self, bucket: int) -> tuple[float, float]:
         """(expected count of ``bucket``, extra relative variance of that expectation)."""
@@ -186,6 +195,7 @@ class SeasonalProfile:
         base, n = self._neutral(bucket)
         if n:
             week.observe(bucket, count, base)
+        self._memo = None
         i = bucket % self.size
         self.values[i] = count / week.factor(bucket)
         self.stamps[i] = bucket
@@ -208,6 +218,7 @@ class SeasonalProfile:
                 "ring": ring, "week": self.week.to_state()}
 
     def load_state(self, state: dict[str, Any]) -> None:
+        self._memo = None
         self.level = float(state["level"])
         self.n_learned = int(state["n_learned"])
         last = state["last_bucket"]
