@@ -136,8 +136,11 @@ class OpenBuckets:
                 "prev": self.prev.start.timestamp() if self.prev else None}
 
     def load_state(self, state: dict[str, object]) -> None:
-        for key in ("bucket", "prev"):
-            value = state.get(key)
-            bucket = (Bucket(datetime.fromtimestamp(float(value), UTC))
-                      if isinstance(value, int | float) else None)
-            setattr(self, "current" if key == "bucket" else "prev", bucket)
+        self.current = _empty_bucket(state.get("bucket"))
+        self.prev = _empty_bucket(state.get("prev"))
+
+
+def _empty_bucket(start: object) -> Bucket | None:
+    """An empty bucket starting at ``start`` (a saved timestamp), or None."""
+    return Bucket(datetime.fromtimestamp(float(start), UTC)) if isinstance(start, int | float) \
+        else None

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 
@@ -198,8 +199,8 @@ class _PagerDutyKeys:
             return None  # an apprise without per-incident keys: plain notifications
         if plugin.dedup:
             return None  # the admin fixed the key in the URL
-        query = url.split("?", 1)[1] if "?" in url else ""
-        if not any(part.split("=", 1)[0].lower() == "action" for part in query.split("&")):
+        if not any(key.lower() == "action" for key, _ in parse_qsl(urlsplit(url).query,
+                                                               keep_blank_values=True)):
             plugin.action = "map"
         return cls(plugin)
 
