@@ -58,14 +58,16 @@ from monitor.errors import StoreError
 from monitor.http.api import (
     NDJSON_TYPES,
     ApiError,
-    bearer_matches,
-    has_signature,
-    missing_credentials,
     parse_alert_query,
     parse_approved_posts,
     parse_outbound_query,
     parse_posts,
     parse_watch_entries,
+)
+from monitor.http.auth import (
+    bearer_matches,
+    has_signature,
+    missing_credentials,
     require_bearer,
     verify_signature,
 )
