@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import signal
@@ -25,8 +26,11 @@ from monitor.config.schema import Config
 from monitor.detect.outbound.folder import default_validity, folder_specs, watch_folders
 from monitor.detect.outbound.runtime import OutboundRuntime
 from monitor.engine import Engine, state_path
+from monitor.enrich.enricher import Enrichment
+from monitor.enrich.pool import EnrichPool, workers_for
 from monitor.errors import ConfigError, StoreError
 from monitor.http.server import start_http
+from monitor.intake import Intake
 from monitor.metrics import Metrics
 from monitor.model import Alert, Post
 from monitor.notify.channels import build_notifiers
@@ -41,11 +45,12 @@ from monitor.sources.demo import demo_clock
 from monitor.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
-BATCH = 200
+BATCH = 200  # posts per engine transaction: ~10-40 ms of event-loop time
+INGEST_WAIT = 10.0  # seconds /ingest waits for its batch to be stored before a 503
 TICK_SECONDS = 2.0
+LOOP_PROBE_SECONDS = 0.1
 PRUNE_SECONDS = 3600.0
 RULES_POLL_SECONDS = 2.0
-STORE_RETRY_SECONDS = 1.0  # a batch the store refused (locked, full) is retried
 
 
 class Daemon:
@@ -68,20 +73,24 @@ class Daemon:
         ctx = SourceContext(self.clock, self.store, self.metrics, self.config.brands)
         self.sources: list[Source] = [SOURCES.get(s.type)(s, ctx) for s in self.config.sources
                                       if s.enabled]
-        self.queue: asyncio.Queue[Post] = asyncio.Queue(self.config.queue_size)
+        self.intake = Intake(self.config.queue_size, self.metrics, batch=BATCH)
+        self.pool: EnrichPool | None = None
         self.stopping = asyncio.Event()
         self.outbox_wake = asyncio.Event()
         self.engine.on_alerts = lambda alerts: self.outbox_wake.set()
         self.sd = SdNotifier()
         self.outages = OutageWatch(self.admin_alert)  # source down > 2 min: admin alert
         self.http_port: int | None = None
+        self.max_loop_lag = 0.0
         self._last_loop_beat = asyncio.get_event_loop().time()
 
     # -- DaemonApi (HTTP) --------------------------------------------------------
     async def ingest(self, posts: list[Post]) -> tuple[int, int]:
-        outcomes = self.engine.process_batch(posts)
-        accepted = sum(o.accepted for o in outcomes)
-        return accepted, len(outcomes) - accepted
+        """Queue the batch (Backpressure when full) and wait until it is stored."""
+        done = self.intake.offer(posts)
+        results = await asyncio.wait_for(asyncio.shield(done), INGEST_WAIT)
+        accepted = sum(results)
+        return accepted, len(results) - accepted
 
     def health(self) -> dict[str, Any]:
         sources = {s.name: s.health.to_json() for s in self.sources}
@@ -90,33 +99,23 @@ class Daemon:
         if self.stopping.is_set():
             status = "stopping"
         return {"status": status, "sources": sources, "outbox": self.store.outbox_counts(),
-                "rules": len(self.engine.rules.rules), "queue": self.queue.qsize()}
+                "rules": len(self.engine.rules.rules), "queue": self.intake.depth,
+                "lag_seconds": round(self.intake.lag(), 3)}
 
     # -- running ---------------------------------------------------------------
     async def emit(self, post: Post) -> None:
-        if self.queue.full():
-            self.metrics.queue_dropped.labels(post.source).inc()
-        await self.queue.put(post)
-        self.metrics.queue_depth.set(self.queue.qsize())
+        """A source's post: time checked at the door, then queued (waits when full)."""
+        now = self.clock.now()
+        if post.created_at > now + self.config.max_future:
+            self.metrics.rejected_time.labels(post.source, "clamped").inc()
+            log.warning("source %s: post %s is dated %s, more than %s ahead of now: "
+                        "clamped to now", post.source, post.id,
+                        post.created_at.isoformat(), self.config.max_future)
+            post = dataclasses.replace(post, created_at=now)
+        await self.intake.put(post)
 
-    async def _consume(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            while len(batch) < BATCH and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            while True:
-                try:
-                    self._process(batch)
-                    break
-                except StoreError as exc:  # locked or full: keep the batch, try again
-                    log.error("cannot store %d post(s), retrying in %gs: %s", len(batch),
-                              STORE_RETRY_SECONDS, exc)
-                    await asyncio.sleep(STORE_RETRY_SECONDS)
-            await asyncio.sleep(0)
-
-    def _process(self, batch: list[Post]) -> None:
-        self.engine.process_batch(batch)
-        self.metrics.queue_depth.set(self.queue.qsize())
+    def _process(self, batch: list[Post], enrichments: list[Enrichment] | None) -> list[bool]:
+        return [o.accepted for o in self.engine.process_batch(batch, enrichments)]
 
     async def _tick(self) -> None:
         since_prune = 0.0
@@ -124,7 +123,7 @@ class Daemon:
             await asyncio.sleep(TICK_SECONDS)
             # Posts still queued may be older than "now" (a backfill, a burst): let them
             # reach their buckets first, or closing buckets now would make them late.
-            if self.queue.empty() and not any(s.catching_up for s in self.sources):
+            if self.intake.depth == 0 and not any(s.catching_up for s in self.sources):
                 try:
                     self.engine.tick()
                 except StoreError as exc:  # a locked or full store must not stop the ticker
@@ -215,6 +214,10 @@ class Daemon:
         async with AsyncExitStack() as stack:
             stack.callback(self.store.close)
             recovered = self.engine.recover()
+            for problem in self.engine.problems:  # poisoned state, discarded at recovery
+                self.admin_alert("poisoned-state", "Detector state from the future was "
+                                 "discarded", problem)
+            self.engine.problems.clear()
             if recovered:
                 log.info("recovered %d alert(s) after restart", len(recovered))
             real = [c for c in self.config.channels if c.rotation is None]  # not virtual
@@ -223,21 +226,32 @@ class Daemon:
             worker = OutboxWorker(self.store, notifiers, channels, WallClock(), self.metrics)
             tasks = [asyncio.create_task(worker.run(self.outbox_wake), name="outbox")]
             stack.push_async_callback(self._drain_outbox, worker, tasks[0])
-            if self.config.http.enabled:
-                runner = await start_http(self.config.http, self)
-                stack.push_async_callback(runner.cleanup)
-                self.http_port = _port(runner)
-                log.info("http listening on %s:%s", self.config.http.host, self.http_port)
-            consumer = asyncio.create_task(self._consume(), name="consumer")
+            workers = workers_for(self.config.enrich_workers)
+            if workers:
+                self.pool = EnrichPool(self.config, workers)
+                stack.callback(self.pool.close)
+                await self.pool.start()
+            consumer = asyncio.create_task(
+                self.intake.run(self._process, self.pool.enrich if self.pool else None),
+                name="consumer")
             stack.push_async_callback(self._drain_queue, consumer)
             sources = [asyncio.create_task(self._run_source(s), name=f"source:{s.name}")
                        for s in self.sources]
             stack.push_async_callback(_cancel, sources)
             ticker = asyncio.create_task(self._tick(), name="ticker")
             watchdog = asyncio.create_task(watchdog_loop(self.sd, self.healthy))
+            probe = asyncio.create_task(self._probe_loop(), name="loop-probe")
             watcher = asyncio.create_task(self._watch_rules(), name="rules-watcher")
             approved = asyncio.create_task(self._watch_approved(), name="approved-folder")
-            stack.push_async_callback(_cancel, [ticker, watchdog, watcher, approved])
+            stack.push_async_callback(_cancel, [ticker, watchdog, watcher, approved, probe])
+            await asyncio.sleep(0)  # the tasks take their first look (rules fingerprint...)
+            # HTTP last: a /healthz answer means everything is running
+            if self.config.http.enabled:
+                runner = await start_http(self.config.http, self,
+                                          max_future=self.config.max_future)
+                stack.push_async_callback(runner.cleanup)
+                self.http_port = _port(runner)
+                log.info("http listening on %s:%s", self.config.http.host, self.http_port)
             self.sd.ready()
             self.sd.status(f"monitoring {len(self.config.brands)} brand(s), "
                            f"{len(self.engine.rules.rules)} rule(s)")
@@ -263,12 +277,26 @@ class Daemon:
         self.sd.ready()
 
     async def _drain_queue(self, consumer: asyncio.Task[None]) -> None:
+        """Stop: store what is queued (sources' posts and accepted HTTP batches), then
+        checkpoint so the next start replays nothing."""
         await _cancel([consumer])
-        batch: list[Post] = []
-        while not self.queue.empty():
-            batch.append(self.queue.get_nowait())
-        if batch:
-            self._process(batch)
+        self.intake.drain(lambda posts: self._process(posts, None))
+        with contextlib.suppress(StoreError):
+            self.engine.checkpoint(force=True)
+
+    async def _probe_loop(self) -> None:
+        """Measure event-loop stalls: how late a short sleep wakes up (max per ~10 s)."""
+        loop = asyncio.get_running_loop()
+        worst, since = 0.0, loop.time()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LOOP_PROBE_SECONDS)
+            lag = loop.time() - before - LOOP_PROBE_SECONDS
+            worst = max(worst, lag)
+            self.max_loop_lag = max(self.max_loop_lag, lag)
+            if loop.time() - since >= 10.0:
+                self.metrics.loop_lag.set(worst)
+                worst, since = 0.0, loop.time()
 
     async def _drain_outbox(self, worker: OutboxWorker, task: asyncio.Task[None]) -> None:
         await _cancel([task])

@@ -1,9 +1,24 @@
-"""The pipeline for one post: dedup -> brand match -> sentiment -> detect -> route -> store.
+"""The pipeline for one post: dedup -> enrich -> detect -> route -> store.
 
-The engine is synchronous and clock-driven: the daemon feeds it from a queue on
-the wall clock, replay and tests feed it in event time. A post, the detector
-state it changed and the alerts it caused are committed in one transaction, so
-a crash at any point loses nothing and repeats nothing.
+The engine is synchronous and clock-driven: the daemon feeds it batches from a queue
+on the wall clock, replay and tests feed it in event time. A batch of posts and the
+alerts they caused are committed in one transaction, so a crash at any point loses
+nothing and repeats nothing.
+
+**Checkpoints.** Detector state is not rewritten with every batch: every
+``CheckpointPolicy`` posts or seconds the engine saves the state of every detector
+that changed, the per-brand aggregates and the sequence number of the newest stored
+post, in one transaction. After a restart (or a batch the store rolled back) the
+detectors load the checkpoint and the engine replays, through the whole pipeline,
+the posts stored after it; the posts of the detectors' open windows from before it
+are observed again, as they are not part of the saved state. Alerts are derived from
+the signals deterministically and routed against the stored alert state, so the
+replay neither loses nor repeats an alert.
+
+**Time at the door.** A post dated more than ``max_future`` ahead of the clock never
+reaches a detector (the HTTP API and the sources refuse or clamp it before it gets
+here; this is the last line), nor does a post older than the raw-post retention:
+both are stored and counted, and no detector's clock moves because of them.
 """
 
 from __future__ import annotations
@@ -16,28 +31,35 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from monitor import plugins
-from monitor.clock import Clock
-from monitor.config.schema import Config, RuleSet
+from monitor.aggregates import AggregateBuffer
+from monitor.clock import Clock, ManualClock
+from monitor.config.schema import BrandConfig, Config, Rule, RuleSet
 from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
 from monitor.detect.outbound.runtime import OutboundRuntime
-from monitor.enrich import intent
-from monitor.enrich.match import BrandMatcher
-from monitor.enrich.sentiment import SentimentAnalyzer, load_packs, pack_paths
+from monitor.enrich.enricher import Enricher, Enrichment, build_analyzer
+from monitor.enrich.sentiment import SentimentAnalyzer
 from monitor.errors import StoreError
 from monitor.metrics import Metrics
 from monitor.model import Alert, Post, Signal
 from monitor.route.router import Router
-from monitor.store.sqlite import SqliteStore
+from monitor.store.sqlite import SqliteStore, StoredPost
+
+__all__ = ["CheckpointPolicy", "Engine", "Outcome", "build_analyzer", "state_path"]
 
 log = logging.getLogger(__name__)
-RETENTION = timedelta(days=8)
+RECOVERY_CHUNK = 2000
 
 
-def build_analyzer(config: Config) -> SentimentAnalyzer:
-    """VADER with the configured lexicon packs; every brand's terms neutralised."""
-    packs = load_packs(pack_paths(config.sentiment.lexicon_dir, config.sentiment.packs))
-    terms = [t for b in config.brands for t in (b.name, *b.handles, *b.keywords)]
-    return SentimentAnalyzer(packs, terms)
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """Save detector state after this many posts or seconds (whichever comes first).
+
+    A restart replays the posts stored since the last checkpoint, so these bound the
+    work of a restart; a checkpoint costs a few milliseconds per hundred detectors.
+    """
+
+    every_posts: int = 20_000
+    every_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +71,8 @@ class Outcome:
 class Engine:
     def __init__(self, config: Config, rules: RuleSet, store: SqliteStore, clock: Clock,
                  metrics: Metrics, analyzer: SentimentAnalyzer | None = None,
-                 context: DetectorContext | None = None) -> None:
+                 context: DetectorContext | None = None,
+                 checkpoints: CheckpointPolicy = CheckpointPolicy()) -> None:
         plugins.load()
         self.config = config
         self.store = store
@@ -60,13 +83,25 @@ class Engine:
         self.context = context
         self.clock = clock
         self.metrics = metrics
-        self.analyzer = analyzer or build_analyzer(config)
-        self.matcher = BrandMatcher(config.brands)
+        self.enricher = Enricher(config, analyzer)
+        self.analyzer = self.enricher.analyzer
+        self.matcher = self.enricher.matcher
         self.rules = rules
         self.router = Router(rules, store, metrics, config.channels)
         self.detectors: dict[tuple[str, str], Detector] = {}
+        self._by_brand_kind: dict[tuple[str, str], tuple[Detector, ...]] = {}
         self.on_alerts: Callable[[Sequence[Alert]], None] = lambda alerts: None
-        self._rewound = False
+        self.aggregates = AggregateBuffer()
+        self.checkpoints = checkpoints
+        self.max_future = config.max_future
+        self.retention = config.storage.retention
+        self._needs_recovery = True  # before the first post: replay what the store holds
+        self._save_all = False
+        self._since_checkpoint = 0
+        self._checkpoint_at = time.monotonic()
+        self._last_event_tick: datetime | None = None
+        #: problems found with stored state (the daemon sends them to the admins)
+        self.problems: list[str] = []
         self._build_detectors(rules, {})
 
     # -- rules ------------------------------------------------------------------
@@ -86,164 +121,310 @@ class Engine:
                 if old is not None and old.rule == rule:
                     detectors[key] = old
                     continue
-                detector = DETECTORS.get(rule.signal)(rule, brand, self.context)
-                state = self.store.load_detector_state(rule.name, brand.name)
-                if state is not None and old is None:
-                    try:
-                        detector.load_state(state)
-                    except (KeyError, TypeError, ValueError) as exc:
-                        log.warning("rule %s/%s: stored detector state unusable (%s); "
-                                    "starting cold", rule.name, brand.name, exc)
+                detector = self._new_detector(rule, brand, load=old is None)
                 detectors[key] = detector
                 fresh.append(detector)
         self.detectors = detectors
+        self._index_detectors()
         return fresh
+
+    def _index_detectors(self) -> None:
+        index: dict[tuple[str, str], list[Detector]] = {}
+        for (_, brand_name), detector in self.detectors.items():
+            for kind in detector.kinds:
+                index.setdefault((brand_name, kind), []).append(detector)
+        self._by_brand_kind = {k: tuple(v) for k, v in index.items()}
+
+    def _new_detector(self, rule: Rule, brand: BrandConfig, *, load: bool) -> Detector:
+        """A detector for ``rule`` and ``brand``, warm from its stored state when that
+        loads (see also :meth:`_discard_poisoned`)."""
+        make = DETECTORS.get(rule.signal)
+        detector = make(rule, brand, self.context)
+        state = self.store.load_detector_state(rule.name, brand.name) if load else None
+        if state is None:
+            return detector
+        try:
+            detector.load_state(state)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("rule %s/%s: stored detector state unusable (%s); starting cold",
+                        rule.name, brand.name, exc)
+            return make(rule, brand, self.context)
+        return detector
+
+    def _discard_poisoned(self) -> None:
+        """State holding times beyond the clock (e.g. the bucket of a post dated in the
+        future, stored before the door checked times) would blind a detector until
+        that time: it is discarded, the detector starts cold, and the problem is
+        reported in ``self.problems`` (the daemon tells the admins)."""
+        limit = self.clock.now() + self.max_future
+        for key, detector in list(self.detectors.items()):
+            held = detector.state_time()
+            if held is None or held <= limit:
+                continue
+            problem = (f"rule {key[0]}, brand {key[1]}: the stored detector state reaches "
+                       f"{held.isoformat()}, beyond the clock ({limit.isoformat()}); it was "
+                       f"discarded and the detector starts cold")
+            log.error("%s", problem)
+            self.problems.append(problem)
+            fresh = DETECTORS.get(detector.rule.signal)(detector.rule, detector.brand,
+                                                        self.context)
+            self.detectors[key] = fresh
+            self._index_detectors()
 
     def swap_rules(self, rules: RuleSet) -> None:
         """Install a new rule set; detectors of unchanged rules keep their state."""
+        self._recover_if_needed()
+        self.checkpoint(force=True)  # new detectors of a rule start from its current state
         self._build_detectors(rules, self.detectors)
         self.rules = rules
         self.router.rules = rules
         self.metrics.rules_loaded.set(len(rules.rules))
 
+    # -- recovery ---------------------------------------------------------------
     def recover(self) -> list[Alert]:
-        """After a restart: observe again the posts of every detector's open window."""
-        alerts: list[Alert] = []
+        """After a restart or a rollback: bring the detectors from the checkpoint to
+        the newest stored post (see the module docstring)."""
+        self._needs_recovery = False
+        self.aggregates.clear()
+        self._discard_poisoned()
+        covered = self.store.checkpoint_seq()
         now = self.clock.now()
-        for (_, brand), detector in self.detectors.items():
-            since = detector.resume_from()
-            if since is None:
-                continue
-            with self.store.transaction():
-                for stored in self.store.posts_between(brand, since, now + timedelta(days=1)):
-                    item = EnrichedPost(stored.post, brand, stored.compound, stored.label,
-                                        self._intent_tags(stored.post, brand))
+        alerts: list[Alert] = []
+        with self.store.transaction():  # the open windows' posts from before the checkpoint
+            for (_, brand), detector in self.detectors.items():
+                since = detector.resume_from()
+                if since is None:
+                    continue
+                for stored in self.store.posts_between(brand, since, now + timedelta(days=1),
+                                                       max_seq=covered):
                     if stored.post.kind in detector.kinds:
-                        alerts += self._route(detector.observe(item, now), now)
-                self._persist()
+                        item = self._item(stored, brand)
+                        at = _seen_at(stored)
+                        alerts += self._route(detector.observe(item, at), at)
+        seq = covered
+        replayed = 0
+        while batch := self.store.posts_after(seq, RECOVERY_CHUNK):
+            with self.store.transaction():
+                for stored in batch:
+                    alerts += self._detect(stored.post, self.enricher.enrich(stored.post),
+                                           stored.received_at)
+            seq = batch[-1].seq
+            replayed += len(batch)
+        if replayed:
+            log.info("recovery: replayed %d post(s) stored after the last checkpoint",
+                     replayed)
+        for detector in self.detectors.values():
+            detector.resumed(now)
+        self.checkpoint(force=True)
         self._announce(alerts)
         return alerts
 
+    def _item(self, stored: StoredPost, brand: str) -> EnrichedPost:
+        return EnrichedPost(stored.post, brand, stored.compound, stored.label,
+                            self.enricher.tags(stored.post, brand))
+
+    def _recover_if_needed(self) -> None:
+        if self._needs_recovery:
+            try:
+                self.recover()
+            except BaseException:
+                self._rewind()
+                raise
+
+    def _rewind(self) -> None:
+        """The store rolled a batch back: forget what the detectors saw of it.
+
+        Detectors are rebuilt from the checkpoint; the posts stored after it are
+        replayed before the next batch, exactly as after a restart, so a retried
+        batch is not counted twice.
+        """
+        self.detectors = {}
+        self._build_detectors(self.rules, {})
+        self.aggregates.clear()
+        self._needs_recovery = True
+
     # -- posts ---------------------------------------------------------------
     def enrich(self, post: Post) -> list[EnrichedPost]:
-        brands = self.matcher.match(post)
-        if not brands:
-            return []
-        score = self.analyzer.score(post.text)
-        return [EnrichedPost(post, brand, score.compound, score.label,
-                             self._intent_tags(post, brand)) for brand in brands]
+        return self._items(post, self.enricher.enrich(post))
 
-    def _intent_tags(self, post: Post, brand: str) -> tuple[str, ...]:
-        """purchase_intent / churn_risk (monitor.enrich.intent) of a mention."""
-        if post.kind != "mention":
-            return ()
-        config = next((b for b in self.config.brands if b.name == brand), None)
-        return intent.tags(post.text, intent.own_terms(config) if config else frozenset())
+    @staticmethod
+    def _items(post: Post, e: Enrichment) -> list[EnrichedPost]:
+        return [EnrichedPost(post, brand, e.compound, e.label, e.tags[i] if e.tags else ())
+                for i, brand in enumerate(e.brands)]
 
     def process(self, post: Post) -> Outcome:
         """Run one post through the pipeline (one transaction)."""
         return self.process_batch([post])[0]
 
-    def process_batch(self, posts: Iterable[Post]) -> list[Outcome]:
-        """Run posts through the pipeline; all of them are stored, or none."""
-        self._recover_if_rewound()
+    def process_batch(self, posts: Sequence[Post],
+                      enrichments: Sequence[Enrichment] | None = None) -> list[Outcome]:
+        """Run posts through the pipeline; all of them are stored, or none.
+
+        ``enrichments`` (one per post) come from a worker process ahead of the engine;
+        without them the posts are enriched here.
+        """
+        self._recover_if_needed()
         outcomes: list[Outcome] = []
         alerts: list[Alert] = []
         try:
             with self.store.transaction():
-                for post in posts:
+                for i, post in enumerate(posts):
                     started = time.perf_counter()
-                    outcome = self._process(post)
+                    e = enrichments[i] if enrichments is not None else None
+                    outcome = self._process(post, e)
                     outcomes.append(outcome)
                     alerts.extend(outcome.alerts)
                     self.metrics.latency.observe(time.perf_counter() - started)
-                self._persist()
-        except StoreError:
-            self._rewind()
+        except BaseException:
+            self._rewind()  # whatever failed, the detectors must not keep what rolled back
             raise
+        self._after_commit(sum(o.accepted for o in outcomes))
         self._announce(alerts)
         return outcomes
 
-    def _rewind(self) -> None:
-        """The store rolled a batch back: forget what the detectors saw of it.
+    def process_events(self, posts: Iterable[Post], clock: ManualClock,
+                       tick_every: timedelta) -> list[Alert]:
+        """Replay: posts in event time with ``clock`` following them and a tick every
+        ``tick_every`` of event time, all in one transaction."""
+        self._recover_if_needed()
+        alerts: list[Alert] = []
+        last = self._last_event_tick
+        count = 0
+        try:
+            with self.store.transaction():
+                for post in posts:
+                    clock.set(post.created_at)
+                    now = clock.now()
+                    if last is None or now - last >= tick_every:
+                        alerts += self._tick(now)
+                        last = now
+                    outcome = self._process(post, None)
+                    count += outcome.accepted
+                    alerts.extend(outcome.alerts)
+        except BaseException:
+            self._rewind()
+            raise
+        self._last_event_tick = last
+        self._after_commit(count)
+        self._announce(alerts)
+        return alerts
 
-        Detectors are rebuilt from their stored state; the posts of their open
-        windows are observed again from the store before the next batch, exactly
-        as after a restart, so a retried batch is not counted twice.
-        """
-        self.detectors = {}
-        self._build_detectors(self.rules, {})
-        self._rewound = True
-
-    def _recover_if_rewound(self) -> None:
-        if self._rewound:
-            self._rewound = False
-            try:
-                self.recover()
-            except StoreError:
-                self._rewind()
-                raise
-
-    def _process(self, post: Post) -> Outcome:
-        items = self.enrich(post)
-        first = items[0] if items else None
-        label = first.label if first else "neutral"
-        compound = first.compound if first else 0.0
-        if not self.store.add_post(post, first.brand if first else None, compound, label):
+    def _process(self, post: Post, e: Enrichment | None) -> Outcome:
+        if e is None:
+            e = self.enricher.enrich(post)
+        if not self.store.add_post(post, e.brand, e.compound, e.label, self.clock.now()):
             self.metrics.duplicates.labels(post.source).inc()
             return Outcome(False)
         self.metrics.posts.labels(post.source, post.kind).inc()
-        if not items:
+        if not e.brands:
             self.metrics.unmatched.labels(post.source).inc()
             return Outcome(True)
-        now = max(self.clock.now(), post.created_at)
+        return Outcome(True, tuple(self._detect(post, e)))
+
+    def _detect(self, post: Post, e: Enrichment,
+                received_at: datetime | None = None) -> list[Alert]:
+        """Detectors and routing for a stored post; replayed after a restart with the
+        time it was first processed at (``received_at``)."""
+        if not e.brands:
+            return []
+        clock_now = received_at or self.clock.now()
+        at = post.created_at
+        if at > clock_now + self.max_future:
+            self.metrics.rejected_time.labels(post.source, "future").inc()
+            return []  # a hostile or broken timestamp must not move any detector's clock
+        if at < clock_now - self.retention:
+            self.metrics.rejected_time.labels(post.source, "ancient").inc()
+            return []
+        now = max(clock_now, at)
         signals: list[Signal] = []
-        for item in items:
+        for i, brand in enumerate(e.brands):
+            item = EnrichedPost(post, brand, e.compound, e.label, e.tags[i] if e.tags else ())
+            self.aggregates.add(item)
             late = False
-            for (_, brand), detector in self.detectors.items():
-                if brand == item.brand and post.kind in detector.kinds:
-                    before = detector.late
-                    signals += detector.observe(item, now)
-                    late = late or detector.late > before
+            for detector in self._by_brand_kind.get((brand, post.kind), ()):
+                before = detector.late
+                signals += detector.observe(item, now)
+                late = late or detector.late > before
             if late:
-                self.metrics.late.labels(item.brand).inc()
-        return Outcome(True, tuple(self._route(signals, now)))
+                self.metrics.late.labels(brand).inc()
+        return self._route(signals, now)
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
         """Let time pass: close buckets and resolve what has subsided."""
         now = now or self.clock.now()
-        self._recover_if_rewound()
-        alerts: list[Alert] = []
+        self._recover_if_needed()
         try:
             with self.store.transaction():
-                for detector in self.detectors.values():
-                    alerts += self._route(detector.tick(now), now)
-                alerts += self.router.tick(now)  # escalation (monitor.route.lifecycle)
-                self._persist()
-        except StoreError:
+                alerts = self._tick(now)
+        except BaseException:
             self._rewind()  # a signal whose alert was rolled back must fire again
             raise
+        self._after_commit(0)
         self._announce(alerts)
         return alerts
 
+    def _tick(self, now: datetime) -> list[Alert]:
+        alerts: list[Alert] = []
+        for detector in self.detectors.values():
+            alerts += self._route(detector.tick(now), now)
+        alerts += self.router.tick(now)  # escalation (monitor.route.lifecycle)
+        return alerts
+
     def prune(self) -> None:
-        self.store.prune(self.clock.now(), RETENTION)
+        self.store.prune(self.clock.now(), self.retention)
 
     def _route(self, signals: Iterable[Signal], now: datetime) -> list[Alert]:
         return [a for s in signals if (a := self.router.route(s, now)) is not None]
 
-    def _persist(self) -> None:
+    # -- checkpoints ----------------------------------------------------------------
+    def _after_commit(self, posts: int) -> None:
+        self._since_checkpoint += posts
+        try:
+            self.checkpoint()
+        except StoreError as exc:  # the batch is safe; the next checkpoint catches up
+            log.warning("checkpoint postponed: %s", exc)
+
+    def checkpoint(self, force: bool = False) -> bool:
+        """Save changed detector state and aggregates with the sequence number they
+        cover, when the policy says so (or ``force``); True when saved."""
+        policy = self.checkpoints
+        if not force and self._since_checkpoint < policy.every_posts and \
+                time.monotonic() - self._checkpoint_at < policy.every_seconds:
+            return False
+        if self._needs_recovery:
+            return False  # the detectors are behind the store: nothing consistent to save
         now = self.clock.now()
-        for (rule, brand), detector in self.detectors.items():
-            if detector.dirty():
-                self.store.save_detector_state(rule, brand, detector.to_state(), now)
+        save_all, self._save_all = self._save_all, True  # until this one commits
+        pending = self.aggregates.drain()
+        try:
+            with self.store.transaction():
+                seq = self.store.last_seq()
+                for (rule, brand), detector in self.detectors.items():
+                    if detector.dirty() or save_all:
+                        self.store.save_detector_state(rule, brand, detector.to_state(), now,
+                                                       seq)
+                self.store.add_aggregates(pending)
+                self.store.set_checkpoint_seq(seq)
+        except BaseException:
+            self.aggregates.restore(pending)
+            raise
+        self._save_all = False
+        self._since_checkpoint = 0
+        self._checkpoint_at = time.monotonic()
+        return True
 
     def _announce(self, alerts: Sequence[Alert]) -> None:
         if alerts:
             for alert in alerts:
-                log.info("alert %s %s %s: %s", alert.severity, alert.state, alert.rule,
-                         alert.summary)
+                log.debug("alert %s %s %s: %s", alert.severity, alert.state, alert.rule,
+                          alert.summary)
             self.on_alerts(alerts)
+
+
+def _seen_at(stored: StoredPost) -> datetime:
+    """The time a detector saw a stored post at when it was first processed."""
+    at = stored.post.created_at
+    return at if stored.received_at is None else max(stored.received_at, at)
 
 
 def state_path(config: Config) -> Path:

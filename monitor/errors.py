@@ -5,6 +5,7 @@ BrandMonitorError            base of everything the daemon raises on purpose
 │                            problem found as ``file:line: key: message`` lines
 ├── PostError                one input post is malformed (counted and skipped)
 ├── StoreError               the state database cannot be used (locked, full, corrupt)
+│   └── StoreBusy            locked by another connection: retry shortly
 └── DeliveryError            a channel failed to deliver; ``retryable`` says whether
                              the outbox should try again (False = configuration error)
 """
@@ -47,6 +48,11 @@ class PostError(BrandMonitorError):
 
 class StoreError(BrandMonitorError):
     """The state store cannot be used."""
+
+
+class StoreBusy(StoreError):
+    """The state store is locked by another connection or process: try again shortly
+    (HTTP answers 503 with Retry-After; the engine retries the batch)."""
 
 
 class DeliveryError(BrandMonitorError):

@@ -20,6 +20,11 @@ class Metrics:
         self.late = Counter("brandmon_posts_late_total",
                             "Posts older than the open bucket (counted, not re-bucketed)",
                             ["brand"], registry=r)
+        self.rejected_time = Counter(
+            "brandmon_posts_time_rejected_total",
+            "Posts stored but kept from the detectors: dated in the future beyond "
+            "max_future, or older than the raw-post retention", ["source", "reason"],
+            registry=r)
         self.signals = Counter("brandmon_signals_total", "Signals raised by detectors",
                                ["rule", "state"], registry=r)
         self.alerts = Counter("brandmon_alerts_total", "Alerts created", ["rule", "severity",
@@ -33,6 +38,20 @@ class Metrics:
                             registry=r)
         self.queue_depth = Gauge("brandmon_queue_depth", "Posts waiting for the engine",
                                  registry=r)
+        self.queue_lag = Gauge("brandmon_queue_lag_seconds",
+                               "Age of the oldest post waiting for the engine", registry=r)
+        self.ingest_refused = Counter("brandmon_ingest_refused_total",
+                                      "POST /ingest batches refused with 429 (queue full)",
+                                      registry=r)
+        self.failed = Counter("brandmon_posts_failed_total",
+                              "Posts the engine could not process (logged and skipped)",
+                              ["source"], registry=r)
+        self.loop_lag = Gauge("brandmon_loop_lag_seconds",
+                              "Longest event-loop stall seen in the last probe interval",
+                              registry=r)
+        self.http_refused = Counter("brandmon_http_connections_refused_total",
+                                    "Connections over http.max_connections (503)",
+                                    registry=r)
         self.queue_dropped = Counter("brandmon_queue_overflow_total",
                                      "Times a source waited because the queue was full",
                                      ["source"], registry=r)

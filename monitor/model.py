@@ -15,6 +15,7 @@ PostKind = Literal["mention", "outbound"]
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 MAX_TEXT = 10_000
+MAX_FOLLOWERS = 10**12  # beyond any real audience (and within the store's 64-bit integers)
 _ID_RE = re.compile(r"^[\w.:@/+=-]{1,200}$")
 
 
@@ -69,6 +70,8 @@ class Post:
             isinstance(followers, bool) or not isinstance(followers, int) or followers < 0
         ):
             raise PostError("author.followers: must be a non-negative integer")
+        if followers is not None and followers > MAX_FOLLOWERS:
+            raise PostError(f"author.followers: {followers} is more than {MAX_FOLLOWERS:,}")
         author = Author(
             id=_str(author_raw, "id", prefix="author."),
             handle=_str(author_raw, "handle", prefix="author."),

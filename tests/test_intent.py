@@ -128,3 +128,38 @@ def test_shipped_intent_rules_load(tmp_path: Path) -> None:
     alerts = h.feed([post(1, T0, "@acme never flying with you again")])
     assert [a.rule for a in alerts] == ["churn-risk"]
     assert json.loads(json.dumps(alerts[0].details))["tags"] == ["churn_risk"]
+
+
+def test_every_builtin_match_contains_one_of_its_triggers() -> None:
+    """The substring triggers that let most posts skip the regexes never hide a match:
+    for each pattern, strings it matches (the labelled cases, the airline tweets when
+    present, and generated phrasings with odd case and Unicode case-folds) contain a
+    trigger."""
+    import itertools
+
+    from tests.conftest import SHARED
+
+    texts = [t for t, _ in LABELLED]
+    tweets = SHARED / "data" / "airline-dev" / "tweets_dev.csv"
+    if tweets.exists():
+        import csv
+
+        with tweets.open(encoding="utf-8", newline="") as handle:
+            texts += [row["text"] for row in csv.DictReader(handle)]
+    words = ["buy", "ordering", "purchase", "booking", "upgrade", "sign up", "subscribing",
+             "how much is", "considering getting a", "looking for a new", "in the market for",
+             "take my money", "switching to Rival", "switched over to another",
+             "moving to another bank", "cancelling my account", "never flying again",
+             "i'm done with you", "closing my card", "taking my business elsewhere",
+             "last time I fly"]
+    lead = ["thinking of", "where can I", "I want to", "should we", "", "planning"]
+    texts += [f"{a} {w}" for a, w in itertools.product(lead, words)]
+    texts += [t.upper() for t in texts[-40:]] + ["ſwitching to Rival", "taKe my money"]
+    matched = 0
+    for pattern, triggers in zip(intent.BUILTIN, intent.TRIGGERS, strict=True):
+        for text in texts:
+            for m in pattern.regex.finditer(text):
+                matched += 1
+                assert any(t in intent._lower(m.group(0)) for t in triggers), \
+                    (pattern.label, m.group(0))
+    assert matched > 100

@@ -59,3 +59,40 @@ def test_text_rules_are_shared_per_brand() -> None:
     assert not rule.matches("acme air acme anvil") and rule.matches("@AcmeAir hi")
     assert matcher.rule("Nope") is None
     assert [r.name for r in matcher.rules] == ["Acme Air", "Globex"]
+
+
+def test_fold_agrees_with_the_regex_engine_over_the_bmp() -> None:
+    """The prefilters' lower-casing never separates characters re.IGNORECASE equates."""
+    import re
+
+    from monitor.enrich.textfold import fold
+
+    for code in range(0x20, 0x10000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        c = chr(code)
+        rx = re.compile(re.escape(c), re.IGNORECASE)
+        for d in {c.lower(), c.upper(), c.casefold(), c.swapcase(), c.title(), *"iIıſsSςσkK"}:
+            if len(d) == 1 and rx.fullmatch(d):
+                assert fold(c) == fold(d), (hex(code), d)
+
+
+def test_word_index_gives_the_same_brands_as_every_rule_on_its_own() -> None:
+    """100 brands behind the index: the same answer as trying each brand's rule."""
+    import random
+
+    brands = [BrandConfig("AT&T", ("@ATT",), ("at&t",)),
+              BrandConfig("Southwest", ("@SouthwestAir",), ("south west",)),
+              BrandConfig("Sigma", ("@sigma",), ("ΣΙΓΜΑ bank",)),
+              BrandConfig("Straße", ("@strasse",), ("straße",))]
+    brands += [BrandConfig(f"Brand {i}", (f"@brand{i}",), (f"co{i} group",),
+                           exclude=(f"not co{i}",)) for i in range(100)]
+    matcher = BrandMatcher(brands)
+    words = ["at&t", "AT & T", "@att", "South  West", "south-west", "σιγμα bank", "ΣΙΓΜΑ BANK",
+             "STRASSE", "Straße", "straẞe", "@brand7", "co42 group", "not co42 group", "CO9",
+             "group", "hello", "#Brand13", "xbrand1", "brand1x", "ſouth west", "@southwestair!"]
+    rng = random.Random(5)
+    for _ in range(3000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 6)))
+        expected = [r.name for r in matcher.rules if r.matches(text)]
+        assert matcher.match_text(text) == expected, text

@@ -133,7 +133,21 @@ class ChannelConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
+    """``retention``: raw posts older than this are pruned (hourly); per-brand 5-minute
+    aggregates, alerts and detector baselines are kept. ``alert_retention``: alerts
+    (and their delivery records) older than this are pruned."""
+
     path: str = "brand-monitor.db"
+    retention: timedelta = timedelta(days=30)
+    alert_retention: timedelta = timedelta(days=365)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.retention < timedelta(days=8):
+            return [("retention", "must be at least 8d: detectors re-read a week of posts "
+                                  "and the open windows after a restart")]
+        if self.alert_retention < timedelta(days=1):
+            return [("alert_retention", "must be at least 1d")]
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +169,12 @@ class HttpConfig:
     api_token: str | None = field(default=None, metadata={"secret": True})
     max_body_bytes: int = field(default=1_048_576, metadata={"min": 1024})
     max_batch: int = field(default=1000, metadata={"min": 1})
+    #: a connection with no request in progress for this long is closed (slow or
+    #: never-finished headers, idle keep-alive)
+    idle_timeout: timedelta = timedelta(seconds=15)
+    #: a request body must arrive within this (else 408)
+    body_timeout: timedelta = timedelta(seconds=30)
+    max_connections: int = field(default=512, metadata={"min": 1})
 
     def problems(self) -> list[tuple[str, str]]:
         secret = self.ingest_hmac_secret
@@ -183,6 +203,12 @@ class Config:
     http: HttpConfig = HttpConfig()
     sentiment: SentimentConfig = SentimentConfig()
     queue_size: int = field(default=10_000, metadata={"min": 10})
+    #: posts dated more than this after the clock are refused at /ingest (400), clamped
+    #: or dropped by sources, and never reach a detector
+    max_future: timedelta = timedelta(minutes=5)
+    #: worker processes that enrich posts (brands, sentiment, intent) ahead of the
+    #: engine; -1: one when the machine has two or more cores, 0: in the daemon itself
+    enrich_workers: int = field(default=-1, metadata={"min": -1, "max": 8})
 
     def brand(self, name: str) -> BrandConfig | None:
         return next((b for b in self.brands if b.name == name), None)
@@ -218,9 +244,16 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: tuple[Rule, ...] = ()
+    _by_name: dict[str, Rule] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        index: dict[str, Rule] = {}
+        for rule in self.rules:
+            index.setdefault(rule.name, rule)  # the first of a name, as a scan would
+        object.__setattr__(self, "_by_name", index)
 
     def by_name(self, name: str) -> Rule | None:
-        return next((r for r in self.rules if r.name == name), None)
+        return self._by_name.get(name)
 
     def for_signal(self, signal: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.signal == signal and r.enabled)

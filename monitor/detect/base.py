@@ -82,6 +82,17 @@ class Detector(ABC):
         """Restore what ``to_state`` returned (possibly from an older version)."""
         return None
 
+    def state_time(self) -> datetime | None:
+        """The newest event time the detector's state holds (its open bucket, last
+        post...): state from the future is poisoned and discarded at load."""
+        return None
+
+    def resumed(self, now: datetime) -> None:
+        """The engine has replayed what the store held after a restart; live time
+        starts at ``now`` (e.g. silences are measured from here, not from the
+        replayed posts)."""
+        return None
+
     def resume_from(self) -> datetime | None:
         """After a restart, posts created from this time on are observed again."""
         return None

@@ -210,9 +210,9 @@ class SeasonalProfile:
         last = self.last_bucket
         ring: list[float | None] = []
         if last is not None:
-            for cell in range(last - self.size + 1, last + 1):
-                i = cell % self.size
-                ring.append(self.values[i] if self.stamps[i] == cell else None)
+            size, values, stamps = self.size, self.values, self.stamps
+            ring = [values[cell % size] if stamps[cell % size] == cell else None
+                    for cell in range(last - size + 1, last + 1)]
         assert self.week is not None
         return {"level": self.level, "n_learned": self.n_learned, "last_bucket": last,
                 "ring": ring, "week": self.week.to_state()}

@@ -172,5 +172,8 @@ class NegativeSurgeDetector(Detector):
         self.alerting = bool(state.get("alerting", False))
         self.buckets.load_state(state)
 
+    def state_time(self) -> datetime | None:
+        return self.buckets.newest()
+
     def resume_from(self) -> datetime | None:
         return self.buckets.oldest()

@@ -25,6 +25,8 @@ from monitor.model import Signal
 HOUR = timedelta(hours=1)
 ALPHA = 0.3  # EWMA weight of the newest day's count in an hour-of-day slot
 WARM_HOURS = 24  # hours learned before the detector may fire
+_LAST = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)  # hour arithmetic stays valid
+MAX_STEP = timedelta(hours=24)  # longer jumps in time are gaps: nothing is learned for them
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +68,16 @@ class SilenceDetector(Detector):
 
     # -- the learned rate ------------------------------------------------------
     def expected(self, start: datetime, end: datetime) -> float:
-        """Mentions expected in [start, end) from the hour-of-day rates."""
-        total = 0.0
-        t = start
-        while t < end:
+        """Mentions expected in [start, end) from the hour-of-day rates (bounded work:
+        whole days count as one day's sum each, whatever the span)."""
+        end = min(end, _LAST)
+        if end <= start:
+            return 0.0
+        day_total = sum(r for r in self.rates if r is not None)
+        days = (end - start) // timedelta(days=1)
+        total = days * day_total
+        t = start + days * timedelta(days=1)
+        while t < end:  # at most 25 steps
             nxt = min(end, _hour(t) + HOUR)
             rate = self.rates[t.hour]
             if rate is not None:
@@ -99,18 +107,33 @@ class SilenceDetector(Detector):
         self._dirty = True
 
     def _advance(self, now: datetime) -> None:
+        now = min(now, _LAST)
         if self.started is None:
             self.started = now
         current = _hour(now)
         if self.hour is None:
             self.hour, self.count = current, 0
             return
-        while self.hour < current:
+        if current - self.hour > MAX_STEP:
+            # a jump of more than a day (downtime, or a clock set far ahead): learn the
+            # open hour, skip the gap (missing data, not zeros) and resume at ``current``
+            self._learn(self.hour, self.count)
+            self.hour, self.count = current, 0
+            self._dirty = True
+            return
+        while self.hour < current:  # at most MAX_STEP hours
             self._learn(self.hour, self.count)
             self.hour, self.count = self.hour + HOUR, 0
             self._dirty = True
 
     # -- detector --------------------------------------------------------------
+    def state_time(self) -> datetime | None:
+        times = [t for t in (self.hour, self.last_post) if t is not None]
+        return max(times) if times else None
+
+    def resumed(self, now: datetime) -> None:
+        self.started = now  # the daemon's own downtime is not a source outage
+
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
         at = item.post.created_at
         self._advance(max(now, at))

@@ -119,9 +119,11 @@ class VolumeSpikeDetector(Detector):
             fraction = min(1.0, max(elapsed / size, 0.05))
         else:  # a late post for the bucket that is still open for them: it is complete
             fraction = 1.0
+        if (self.alerting or bucket.count < self.params.min_count
+                or len(bucket.authors) < self.params.min_authors):
+            return signals  # cheap floors first: the model is only asked when it matters
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=fraction)
-        if (verdict.active and not self.alerting and bucket.count >= self.params.min_count
-                and len(bucket.authors) >= self.params.min_authors):
+        if verdict.active:
             self.alerting = True
             self._dirty = True
             signals.append(self._firing(item, verdict, bucket))
@@ -171,6 +173,9 @@ class VolumeSpikeDetector(Detector):
         self.alerting = bool(state.get("alerting", False))
         self.silent = float(state.get("silent", 0.0))
         self.buckets.load_state(state)
+
+    def state_time(self) -> datetime | None:
+        return self.buckets.newest()
 
     def resume_from(self) -> datetime | None:
         """Posts from here on must be observed again after a restart."""

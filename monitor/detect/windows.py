@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,26 +20,37 @@ def bucket_start(when: datetime, size: timedelta) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
+_order = itertools.count()  # ties in reach: the earlier post stays (heap tiebreak)
+
+
 @dataclass
 class Bucket:
-    """The open bucket: counts plus a bounded sample of its posts for explanations."""
+    """The open bucket: counts plus a bounded sample of its posts for explanations.
+
+    Once ``MAX_BUCKET_POSTS`` are sampled, a post replaces the lowest-reach one when
+    its reach is higher (a min-heap on reach: O(log n) per post, whatever the storm).
+    """
 
     start: datetime
     count: int = 0
     negatives: int = 0
     authors: set[str] = field(default_factory=set)
-    posts: list[EnrichedPost] = field(default_factory=list)
+    _sample: list[tuple[int, int, EnrichedPost]] = field(default_factory=list, repr=False)
+
+    @property
+    def posts(self) -> list[EnrichedPost]:
+        """The sampled posts, oldest sampled first."""
+        return [entry[2] for entry in sorted(self._sample, key=lambda e: e[1])]
 
     def add(self, item: EnrichedPost) -> None:
         self.count += 1
         self.negatives += item.negative
         self.authors.add(item.post.author.id)
-        if len(self.posts) < MAX_BUCKET_POSTS:
-            self.posts.append(item)
-        else:  # keep the highest-reach posts once the sample is full
-            low = min(range(len(self.posts)), key=lambda i: self.posts[i].reach)
-            if item.reach > self.posts[low].reach:
-                self.posts[low] = item
+        entry = (item.reach, next(_order), item)
+        if len(self._sample) < MAX_BUCKET_POSTS:
+            heapq.heappush(self._sample, entry)
+        elif item.reach > self._sample[0][0]:  # keep the highest-reach posts
+            heapq.heapreplace(self._sample, entry)
 
 
 class RecentTexts:
@@ -125,6 +138,10 @@ class OpenBuckets:
         if self.prev is not None and start == self.prev.start:
             return closed, self.prev
         return closed, None
+
+    def newest(self) -> datetime | None:
+        """Start of the newest open bucket."""
+        return self.current.start if self.current is not None else None
 
     def oldest(self) -> datetime | None:
         """Start of the oldest open bucket (a restart observes posts from here again)."""

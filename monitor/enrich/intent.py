@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from monitor.config.schema import BrandConfig
+from monitor.enrich.textfold import fold
 
 PURCHASE = "purchase_intent"
 CHURN = "churn_risk"
@@ -99,6 +100,19 @@ def _compile(patterns: Iterable[tuple[str, str, str]]) -> tuple[_Pattern, ...]:
 
 BUILTIN = _compile(_PATTERNS)
 
+_BUY_WORDS = ("buy", "order", "purchas", "book", "upgrad", "sign", "subscrib")
+#: Per built-in pattern (same order): lowercase strings of which every match contains
+#: at least one. A post containing none of a pattern's triggers cannot match it, so
+#: most posts are settled by a few substring tests instead of a regex per pattern.
+#: (tests/test_intent.py checks each trigger set against the pattern.)
+TRIGGERS: tuple[tuple[str, ...], ...] = (
+    _BUY_WORDS, _BUY_WORDS, _BUY_WORDS, ("how much",), ("considering",), ("looking",),
+    ("in the market for",), _BUY_WORDS, ("take my money",),
+    ("switch",), ("switch",), ("mov",), ("cancel",), ("never",), ("done with",),
+    ("clos",), ("business", "money", "custom"), ("last time",),
+)
+_lower = fold
+
 
 def phrase_patterns(tag: str, phrases: Iterable[str]) -> tuple[_Pattern, ...]:
     """Admin phrases (whole words, case-insensitive, any whitespace) for ``tag``."""
@@ -134,7 +148,10 @@ def find(text: str, extra: Iterable[_Pattern] = (),
          own: frozenset[str] = frozenset()) -> list[IntentMatch]:
     """Every non-negated intent match in ``text``, first occurrence per pattern."""
     out: list[IntentMatch] = []
-    for pattern in (*BUILTIN, *extra):
+    low = _lower(text)
+    candidates = [p for p, triggers in zip(BUILTIN, TRIGGERS, strict=True)
+                  if any(t in low for t in triggers)]
+    for pattern in (*candidates, *extra):
         for m in pattern.regex.finditer(text):
             if _negated(text, m.start()):
                 continue

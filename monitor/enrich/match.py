@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from monitor.config.schema import BrandConfig
+from monitor.enrich.textfold import fold
 from monitor.model import Post
 
 
@@ -61,31 +62,64 @@ def brand_rule(brand: BrandConfig) -> BrandRule:
                      _phrase_regex(brand.exclude, at_optional=False))
 
 
+_TOKEN = re.compile(r"\w+")
+
+
+def _tokens(text: str) -> set[str]:
+    return set(_TOKEN.findall(fold(text)))
+
+
 class BrandMatcher:
+    """Every brand's rules, behind a word index: a brand's exact rule only runs when
+    the text holds a word of one of its phrases, so the cost per post barely grows
+    with the number of brands configured."""
+
     def __init__(self, brands: Sequence[BrandConfig]) -> None:
         self._brands = tuple(brands)
         self._by_name = {b.name: b for b in brands}
         self._owner = {normalise_handle(h): b.name for b in brands for h in b.handles}
         self.rules = tuple(brand_rule(b) for b in brands)
+        self._rule_by_name = {r.name: r for r in self.rules}
+        # word -> positions of the brands with a phrase containing it; a phrase match
+        # contains all of the phrase's words, so it always contains its first one
+        self._index: dict[str, set[int]] = {}
+        self._always: list[int] = []  # brands with a phrase that has no word at all
+        for i, brand in enumerate(self._brands):
+            for phrase in (*brand.handles, *brand.keywords, brand.name):
+                words = _tokens(phrase)
+                if not words:
+                    if phrase.strip().lstrip("@#"):
+                        self._always.append(i)
+                    continue
+                first = sorted(words, key=len)[-1]  # the longest: the most selective
+                self._index.setdefault(first, set()).add(i)
 
     def owner_of(self, handle: str) -> str | None:
         """The brand whose own account ``handle`` is, if any."""
         return self._owner.get(normalise_handle(handle))
 
     def match(self, post: Post) -> list[str]:
-        if post.brand is not None:
-            return [post.brand] if post.brand in self._by_name else []
-        if post.kind == "outbound":
-            owner = self.owner_of(post.author.handle)
+        return self.match_fields(post.kind, post.brand, post.author.handle, post.text)
+
+    def match_fields(self, kind: str, brand: str | None, handle: str, text: str) -> list[str]:
+        if brand is not None:
+            return [brand] if brand in self._by_name else []
+        if kind == "outbound":
+            owner = self.owner_of(handle)
             return [owner] if owner else []
-        return self.match_text(post.text)
+        return self.match_text(text)
 
     def match_text(self, text: str) -> list[str]:
-        """The brands a piece of text is about, by the text rules alone."""
-        return [rule.name for rule in self.rules if rule.matches(text)]
+        """The brands a piece of text is about, by the text rules alone (in the order
+        the brands are configured)."""
+        index = self._index
+        found = {i for word in _tokens(text) for i in index.get(word, ())}
+        found.update(self._always)
+        rules = self.rules
+        return [rules[i].name for i in sorted(found) if rules[i].matches(text)]
 
     def rule(self, brand: str) -> BrandRule | None:
-        return next((r for r in self.rules if r.name == brand), None)
+        return self._rule_by_name.get(brand)
 
     def terms(self, brand: str) -> list[str]:
         """Every name, handle and keyword of a brand (for neutralising sentiment)."""

@@ -148,11 +148,26 @@ def _bad_unicode(value: object, path: str = "") -> str | None:
     return None
 
 
-def parse_posts(body: bytes, *, ndjson: bool, max_batch: int) -> list[Post]:
+def _bad_post_unicode(post: Post) -> str | None:
+    """The field of ``post`` holding a lone surrogate, if any (see _bad_unicode)."""
+    fields = (("id", post.id), ("source", post.source), ("text", post.text),
+              ("author.id", post.author.id), ("author.handle", post.author.handle),
+              ("brand", post.brand), ("url", post.url), ("lang", post.lang),
+              ("client", post.client))
+    for name, value in fields:
+        if value is not None and not value.isascii() and _bad_unicode(value):
+            return name
+    return None
+
+
+def parse_posts(body: bytes, *, ndjson: bool, max_batch: int,
+                latest: datetime | None = None) -> list[Post]:
     """Decode and validate every post of an /ingest body; all or nothing.
 
     Raises ApiError 400 for bad JSON or any invalid post (``errors`` lists each
     one with its ``index`` and, for NDJSON, its ``line``), 413 for too many posts.
+    ``latest``: posts created after this time are invalid (``created_at`` in the
+    future beyond the daemon's ``max_future``).
     """
     text = _text(body)
     items = _ndjson_items(text) if ndjson else _json_items(text)
@@ -169,11 +184,15 @@ def parse_posts(body: bytes, *, ndjson: bool, max_batch: int) -> list[Post]:
             except PostError as exc:
                 problem = str(exc)
             else:
-                bad = _bad_unicode(post.to_json())
-                if bad is None:
-                    posts.append(post)
-                else:
+                bad = _bad_post_unicode(post)
+                if bad is not None:
                     problem = f"{bad}: contains invalid Unicode (a lone surrogate)"
+                elif latest is not None and post.created_at > latest:
+                    problem = (f"created_at: {post.created_at.isoformat()} is in the future "
+                               f"(the latest accepted now is {latest.isoformat()}); fix "
+                               f"the sender's clock or time zone")
+                else:
+                    posts.append(post)
         if problem is not None:
             error: dict[str, Any] = {"index": index, "error": problem}
             if item.line is not None:

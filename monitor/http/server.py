@@ -42,10 +42,12 @@ Routes (every error is JSON ``{"error": "..."}``, including 404 and 405):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import hdrs, web
@@ -54,7 +56,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitor.clock import Clock, WallClock
 from monitor.config.schema import HttpConfig
-from monitor.errors import StoreError
+from monitor.errors import StoreBusy, StoreError
 from monitor.http.api import (
     NDJSON_TYPES,
     ApiError,
@@ -71,7 +73,9 @@ from monitor.http.auth import (
     require_bearer,
     verify_signature,
 )
+from monitor.http.guard import ConnectionGuard, GuardedSite
 from monitor.http.lifecycle_api import LifecycleRoutes
+from monitor.intake import Backpressure
 from monitor.metrics import Metrics
 from monitor.model import Post
 from monitor.route.lifecycle import Lifecycle
@@ -128,33 +132,42 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _json({"error": message}, exc.status, headers)
     except StoreError as exc:
         log.error("http %s %s: %s", request.method, request.path, exc)
-        return _json({"error": f"state store unavailable: {exc}"}, 503)
+        return _json({"error": f"state store unavailable: {exc}"}, 503,
+                     {"Retry-After": "1" if isinstance(exc, StoreBusy) else "30"})
     except Exception:
         log.exception("http %s %s: unexpected error", request.method, request.path)
         return _json({"error": "internal server error (see the daemon log)"}, 500)
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    """Read at most ``limit`` bytes (after any Content-Encoding), else 413."""
+async def _read_body(request: web.Request, limit: int, within: float = 30.0) -> bytes:
+    """Read at most ``limit`` bytes (after any Content-Encoding) within ``within``
+    seconds, else 413 (too big) or 408 (too slow)."""
     too_big = ApiError(413, f"request body larger than max_body_bytes ({limit} bytes); "
                             "send smaller batches")
     if request.content_length is not None and request.content_length > limit:
         raise too_big
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(_READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(within):
+            while chunk := await request.content.read(_READ_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise too_big
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"request body not received within {within:g}s",
+                       headers={"Connection": "close"}) from None
     return b"".join(chunks)
 
 
 class _Handlers:
-    def __init__(self, config: HttpConfig, api: DaemonApi, clock: Clock) -> None:
+    def __init__(self, config: HttpConfig, api: DaemonApi, clock: Clock,
+                 max_future: timedelta) -> None:
         self.config = config
         self.api = api
         self.clock = clock  # wall time, for signed-request timestamps
+        self.max_future = max_future
 
     async def healthz(self, request: web.Request) -> web.Response:
         try:
@@ -183,12 +196,14 @@ class _Handlers:
             raise missing_credentials(authorization, bearer=bool(token))
         # the size limit applies before any signature work; the signature covers the
         # exact bytes read (after any Content-Encoding), before JSON parsing
-        body = await _read_body(request, self.config.max_body_bytes)
+        body = await _read_body(request, self.config.max_body_bytes,
+                                self.config.body_timeout.total_seconds())
         if not by_token:
             verify_signature(request.headers, body, secret or "", self.clock.now())
         ndjson = request.content_type in NDJSON_TYPES
         try:
-            posts = parse_posts(body, ndjson=ndjson, max_batch=self.config.max_batch)
+            posts = parse_posts(body, ndjson=ndjson, max_batch=self.config.max_batch,
+                                latest=self._now() + self.max_future)
         except ApiError as exc:
             errors = exc.extra.get("errors")
             if errors:
@@ -196,7 +211,18 @@ class _Handlers:
             raise
         if not posts:
             return _json({"accepted": 0, "duplicates": 0}, 202)
-        accepted, duplicates = await self.api.ingest(posts)
+        try:
+            accepted, duplicates = await self.api.ingest(posts)
+        except Backpressure as exc:
+            raise ApiError(429, f"the daemon is busy ({exc.depth} posts waiting): retry "
+                                f"after {exc.retry_after:.0f}s; nothing of this request "
+                                "was stored",
+                           headers={"Retry-After": f"{math.ceil(exc.retry_after)}"}) from None
+        except TimeoutError:
+            raise ApiError(503, "the batch was not stored in time (the store is busy): "
+                                "send it again later (posts already stored are "
+                                "recognised as duplicates)",
+                           headers={"Retry-After": "5"}) from None
         return _json({"accepted": accepted, "duplicates": duplicates}, 202)
 
     def _check_api_token(self, request: web.Request) -> None:
@@ -285,16 +311,19 @@ class _Handlers:
         return _json([a.to_json() for a in found])
 
 
-def create_app(config: HttpConfig, api: DaemonApi, *,
-               clock: Clock | None = None) -> web.Application:
+def create_app(config: HttpConfig, api: DaemonApi, *, clock: Clock | None = None,
+               max_future: timedelta = timedelta(minutes=5),
+               guard: ConnectionGuard | None = None) -> web.Application:
     """Build the aiohttp application (not started: see :func:`start_http`).
 
     ``clock`` (default: the wall clock) judges signed requests' timestamps. It is
     not the daemon's clock, which may be simulated (demo source): senders sign
     with real time.
     """
-    app = web.Application(middlewares=[_json_errors], client_max_size=config.max_body_bytes)
-    h = _Handlers(config, api, clock or WallClock())
+    middlewares = [guard.middleware] if guard is not None else []
+    app = web.Application(middlewares=[*middlewares, _json_errors],
+                          client_max_size=config.max_body_bytes)
+    h = _Handlers(config, api, clock or WallClock(), max_future)
     app.router.add_get("/healthz", h.healthz)
     app.router.add_get("/metrics", h.metrics)
     app.router.add_post("/ingest", h.ingest)
@@ -310,16 +339,25 @@ def create_app(config: HttpConfig, api: DaemonApi, *,
     return app
 
 
-async def start_http(config: HttpConfig, api: DaemonApi) -> web.AppRunner:
-    """Serve on ``config.host:config.port`` (port 0: any free port, see :func:`bound_port`).
+async def start_http(config: HttpConfig, api: DaemonApi, *,
+                     max_future: timedelta = timedelta(minutes=5)) -> web.AppRunner:
+    """Serve on ``config.host:config.port`` (port 0: any free port, see :func:`bound_port`)
+    behind a :class:`ConnectionGuard` (connection cap, idle and header timeout).
 
     Returns the runner; stop with ``await runner.cleanup()``. Raises OSError when
     the address cannot be bound (the runner is cleaned up first).
     """
-    runner = web.AppRunner(create_app(config, api), access_log=access_log)
+    metrics = getattr(api, "metrics", None)
+    guard = ConnectionGuard(
+        max_connections=config.max_connections,
+        idle_timeout=config.idle_timeout.total_seconds(),
+        on_refused=metrics.http_refused.inc if metrics is not None else lambda: None)
+    app = create_app(config, api, max_future=max_future, guard=guard)
+    runner = web.AppRunner(app, access_log=access_log,
+                           keepalive_timeout=config.idle_timeout.total_seconds())
     await runner.setup()
     try:
-        await web.TCPSite(runner, config.host, config.port).start()
+        await GuardedSite(runner, config.host, config.port, guard).start()
     except OSError:
         await runner.cleanup()
         raise

@@ -48,6 +48,9 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS alert_groups (brand TEXT PRIMARY KEY, rule TEXT NOT NULL, "
     "alert_id TEXT NOT NULL, started_at REAL NOT NULL, last_update REAL, "
     "related TEXT NOT NULL)",
+    # escalation looks up open, unacknowledged episodes of a rule older than its delay
+    "CREATE INDEX IF NOT EXISTS alert_episodes_open ON alert_episodes (rule, started_at) "
+    "WHERE acked_at IS NULL AND escalated_at IS NULL",
 )
 
 
@@ -100,8 +103,20 @@ class Lifecycle:
                                  (dedup_key,)).fetchone()
         return None if row is None else _episode(row)
 
-    def episodes(self) -> list[Episode]:
-        rows = self.store.execute("SELECT * FROM alert_episodes ORDER BY started_at").fetchall()
+    def episodes(self, keys: Iterable[str] | None = None) -> list[Episode]:
+        """Open episodes (only those of dedup ``keys`` when given), oldest first."""
+        if keys is None:
+            rows = self.store.execute("SELECT * FROM alert_episodes ORDER BY started_at"
+                                      ).fetchall()
+        else:
+            wanted = sorted(set(keys))
+            rows = []
+            for i in range(0, len(wanted), 500):  # SQLite caps bound parameters
+                part = wanted[i:i + 500]
+                rows += self.store.execute(
+                    f"SELECT * FROM alert_episodes WHERE dedup_key IN "
+                    f"({','.join('?' * len(part))})", part).fetchall()
+            rows.sort(key=lambda r: r[3])
         return [_episode(r) for r in rows]
 
     def started(self, alert: Alert, now: datetime) -> None:
@@ -147,10 +162,11 @@ class Lifecycle:
     def history(self, *, since: datetime | None = None, brand: str | None = None,
                 state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Stored alerts, newest first, each with its ``status`` (and ``ack``)."""
-        episodes = {e.dedup_key: e for e in self.episodes()}
         scan = limit if state is None else max(limit, 10_000)
+        found = self.store.alerts(since=since, brand=brand, limit=scan)
+        episodes = {e.dedup_key: e for e in self.episodes(a.dedup_key for a in found)}
         out: list[dict[str, Any]] = []
-        for alert in self.store.alerts(since=since, brand=brand, limit=scan):
+        for alert in found:
             status = self.status(alert, episodes)
             if state is not None and status != state:
                 continue
@@ -197,7 +213,7 @@ class Lifecycle:
         """Escalate firing, unacknowledged, unsilenced episodes older than the rule's
         ``escalate_after`` (once per episode)."""
         alerts: list[Alert] = []
-        for episode in self.episodes():
+        for episode in self._escalation_candidates(now, rules):
             rule = rules.by_name(episode.rule)
             if (rule is None or not rule.escalate_to or not rule.escalate_after
                     or episode.acked_at is not None or episode.escalated_at is not None
@@ -223,6 +239,20 @@ class Lifecycle:
             alerts.append(alert)
         return alerts
 
+    def _escalation_candidates(self, now: datetime, rules: RuleSet) -> list[Episode]:
+        """Open, unacknowledged, unescalated episodes of escalating rules that are old
+        enough: an indexed query per such rule, never a scan of every episode."""
+        found: list[Episode] = []
+        for rule in rules.rules:
+            if not rule.escalate_to or not rule.escalate_after:
+                continue
+            rows = self.store.execute(
+                "SELECT * FROM alert_episodes WHERE rule=? AND started_at<=? AND "
+                "acked_at IS NULL AND escalated_at IS NULL ORDER BY started_at",
+                (rule.name, (now - rule.escalate_after).timestamp())).fetchall()
+            found += [_episode(r) for r in rows]
+        return found
+
     def silenced(self, alert: Alert, now: datetime) -> str | None:
         labels = {"rule": alert.rule, "brand": alert.brand, "kind": alert.kind,
                   "severity": alert.severity}
@@ -242,7 +272,8 @@ class Lifecycle:
             head_rule, head_id, started, last_update, related_json = row
             head = self.store.get_alert(head_id)
             open_ = head is not None and self.status(
-                head, {e.dedup_key: e for e in self.episodes()}) in ("firing", "acknowledged")
+                head, {e.dedup_key: e for e in self.episodes([head.dedup_key])}
+            ) in ("firing", "acknowledged")
             if open_ and now - _dt(started) < window:
                 if head_rule == rule.name:
                     return alert, True

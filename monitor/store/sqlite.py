@@ -17,41 +17,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.errors import StoreError
-from monitor.model import Alert, Post
+import orjson
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS posts (
-    key TEXT PRIMARY KEY, brand TEXT, kind TEXT NOT NULL, created_at REAL NOT NULL,
-    author_id TEXT NOT NULL, author_handle TEXT NOT NULL, followers INTEGER,
-    text TEXT NOT NULL, url TEXT, compound REAL NOT NULL, label TEXT NOT NULL,
-    body TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS posts_brand_time ON posts (brand, created_at);
-CREATE TABLE IF NOT EXISTS detector_state (
-    rule TEXT NOT NULL, brand TEXT NOT NULL, state TEXT NOT NULL, updated_at REAL NOT NULL,
-    PRIMARY KEY (rule, brand));
-CREATE TABLE IF NOT EXISTS buckets (
-    brand TEXT NOT NULL, series TEXT NOT NULL, start REAL NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (brand, series, start));
-CREATE TABLE IF NOT EXISTS alerts (
-    id TEXT PRIMARY KEY, dedup_key TEXT NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL,
-    brand TEXT NOT NULL, severity TEXT NOT NULL, state TEXT NOT NULL, title TEXT NOT NULL,
-    summary TEXT NOT NULL, created_at REAL NOT NULL, channels TEXT NOT NULL,
-    details TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS alerts_time ON alerts (created_at);
-CREATE TABLE IF NOT EXISTS alert_state (
-    dedup_key TEXT PRIMARY KEY, state TEXT NOT NULL, last_notified REAL NOT NULL,
-    last_alert TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, channel TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt REAL NOT NULL, last_error TEXT, created_at REAL NOT NULL, sent_at REAL,
-    UNIQUE (alert_id, channel));
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
-CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+from monitor.errors import StoreBusy, StoreError
+from monitor.model import Alert, Author, Post
+from monitor.store import migrations
+
+SCHEMA_VERSION = migrations.LATEST
+#: SQLite waits at most this long for a lock held by another connection or process; it
+#: runs on the caller's thread (the event loop in the daemon), so it stays short and a
+#: busy store is reported (StoreBusy: retried later, HTTP 503 with Retry-After) instead.
+BUSY_TIMEOUT = 0.05
+_POST_COLUMNS = ("source, id, kind, brand, created_at, author_id, author_handle, followers, "
+                 "text, url, lang, client, post_brand, compound, label, received_at")
+_INSERT_POST = (f"INSERT INTO posts ({_POST_COLUMNS}) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (source, id) DO NOTHING")
+_dumps = orjson.dumps
 
 
 # outbound screening (monitor.detect.outbound.runtime): bodies are the items' JSON
@@ -85,6 +66,21 @@ class StoredPost:
     brand: str | None
     compound: float
     label: str
+    seq: int = 0
+    received_at: datetime | None = None  # the engine's time when it was first processed
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    """Mentions of a brand in one 5-minute bucket (kept after raw posts are pruned)."""
+
+    brand: str
+    start: datetime
+    posts: int
+    negatives: int
+    positives: int
+    outbound: int
+    expected: float | None = None
 
 
 class SqliteStore:
@@ -95,13 +91,15 @@ class SqliteStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            # opening and migrating may wait for another process (a CLI command) longer
+            # than the steady-state BUSY_TIMEOUT
+            self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None,
+                                       check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                             (str(SCHEMA_VERSION),))
+            migrations.migrate(self._db)
+            self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
         self._depth = 0
@@ -145,54 +143,106 @@ class SqliteStore:
         try:
             return self._db.execute(sql, params)
         except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreBusy(f"state database {self.path}: {exc}") from exc
+            raise StoreError(f"state database {self.path}: {exc}") from exc
+        except (sqlite3.DatabaseError, OverflowError) as exc:  # corrupt, full, out of range
             raise StoreError(f"state database {self.path}: {exc}") from exc
 
     # posts -----------------------------------------------------------------
-    def add_post(self, post: Post, brand: str | None, compound: float, label: str) -> bool:
-        """Store a post; False when its key was seen before (a duplicate)."""
-        cur = self._execute(
-            "INSERT OR IGNORE INTO posts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (post.key, brand, post.kind, _ts(post.created_at), post.author.id,
-             post.author.handle, post.author.followers, post.text, post.url, compound, label,
-             json.dumps(post.to_json(), separators=(",", ":"))))
+    def add_post(self, post: Post, brand: str | None, compound: float, label: str,
+                 received_at: datetime | None = None) -> bool:
+        """Store a post; False when its key was seen before (a duplicate).
+        ``received_at``: the engine's time now (default: the post's own time)."""
+        author = post.author
+        created = post.created_at.timestamp()
+        cur = self._execute(_INSERT_POST, (
+            post.source, post.id, post.kind, brand, created, author.id,
+            author.handle, author.followers, post.text, post.url, post.lang, post.client,
+            post.brand, compound, label,
+            created if received_at is None else received_at.timestamp()))
         return cur.rowcount == 1
 
     def has_post(self, key: str) -> bool:
-        return self._execute("SELECT 1 FROM posts WHERE key=?", (key,)).fetchone() is not None
+        source, _, post_id = key.partition(":")
+        return self._execute("SELECT 1 FROM posts WHERE source=? AND id=?",
+                             (source, post_id)).fetchone() is not None
 
-    def posts_between(self, brand: str, start: datetime, end: datetime) -> list[StoredPost]:
-        rows = self._execute(
-            "SELECT body, brand, compound, label FROM posts WHERE brand=? AND created_at>=? "
-            "AND created_at<? ORDER BY created_at", (brand, _ts(start), _ts(end))).fetchall()
-        return [StoredPost(Post.from_json(json.loads(r[0])), r[1], r[2], r[3]) for r in rows]
+    def posts_between(self, brand: str, start: datetime, end: datetime,
+                      max_seq: int | None = None) -> list[StoredPost]:
+        """A brand's posts created in [start, end), oldest first (with ``max_seq``: only
+        those stored up to that sequence number)."""
+        sql = (f"SELECT seq, {_POST_COLUMNS} FROM posts WHERE brand=? AND created_at>=? "
+               "AND created_at<?")
+        params: list[Any] = [brand, _ts(start), _ts(end)]
+        if max_seq is not None:
+            sql += " AND seq<=?"
+            params.append(max_seq)
+        rows = self._execute(sql + " ORDER BY created_at, seq", params).fetchall()
+        return [_stored(r) for r in rows]
 
-    def prune_posts(self, older_than: datetime) -> int:
-        return self._execute("DELETE FROM posts WHERE created_at<?",
-                             (_ts(older_than),)).rowcount
+    def posts_after(self, seq: int, limit: int = 1000) -> list[StoredPost]:
+        """Posts stored after sequence number ``seq``, in the order they were stored."""
+        rows = self._execute(f"SELECT seq, {_POST_COLUMNS} FROM posts WHERE seq>? "
+                             "ORDER BY seq LIMIT ?", (seq, limit)).fetchall()
+        return [_stored(r) for r in rows]
+
+    def last_seq(self) -> int:
+        """Sequence number of the newest stored post (0: none yet). Never decreases:
+        AUTOINCREMENT does not reuse numbers of pruned posts."""
+        row = self._execute("SELECT seq FROM sqlite_sequence WHERE name='posts'").fetchone()
+        return int(row[0]) if row else 0
+
+    def prune_posts(self, older_than: datetime, limit: int = 5000) -> int:
+        """Delete up to ``limit`` posts created before ``older_than`` (call again while
+        it returns ``limit``: each call is one short transaction)."""
+        return self._execute(
+            "DELETE FROM posts WHERE seq IN (SELECT seq FROM posts WHERE created_at<? "
+            "LIMIT ?)", (_ts(older_than), limit)).rowcount
 
     def post_count(self) -> int:
         return int(self._execute("SELECT count(*) FROM posts").fetchone()[0])
 
-    # detector state and bucket history -------------------------------------
+    # detector state: checkpoints -------------------------------------------
     def save_detector_state(self, rule: str, brand: str, state: dict[str, Any],
-                            now: datetime) -> None:
-        self._execute("INSERT OR REPLACE INTO detector_state VALUES (?,?,?,?)",
-                      (rule, brand, json.dumps(state, separators=(",", ":")), _ts(now)))
+                            now: datetime, seq: int = 0) -> None:
+        self._execute("INSERT OR REPLACE INTO detector_state VALUES (?,?,?,?,?)",
+                      (rule, brand, _dumps(state).decode(), _ts(now), seq))
 
     def load_detector_state(self, rule: str, brand: str) -> dict[str, Any] | None:
         row = self._execute("SELECT state FROM detector_state WHERE rule=? AND brand=?",
                             (rule, brand)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else dict(orjson.loads(row[0]))
 
-    def record_bucket(self, brand: str, series: str, start: datetime, value: float) -> None:
-        self._execute("INSERT OR REPLACE INTO buckets VALUES (?,?,?,?)",
-                      (brand, series, _ts(start), value))
+    def checkpoint_seq(self) -> int:
+        """The post sequence number the saved detector states cover (see Engine)."""
+        row = self._execute("SELECT value FROM meta WHERE key='checkpoint_seq'").fetchone()
+        return int(row[0]) if row else 0
 
-    def bucket_history(self, brand: str, series: str,
-                       since: datetime) -> list[tuple[datetime, float]]:
-        rows = self._execute("SELECT start, value FROM buckets WHERE brand=? AND series=? AND "
-                             "start>=? ORDER BY start", (brand, series, _ts(since))).fetchall()
-        return [(_dt(r[0]), float(r[1])) for r in rows]
+    def set_checkpoint_seq(self, seq: int) -> None:
+        self._execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_seq', ?)", (str(seq),))
+
+    # per-brand aggregates (charts, history after raw posts are pruned) ---------
+    def add_aggregates(self, rows: Sequence[Aggregate]) -> None:
+        """Add counts to the buckets (creating them); ``expected`` replaces when set."""
+        try:
+            self._db.executemany(
+                "INSERT INTO aggregates VALUES (?,?,?,?,?,?,?) ON CONFLICT (brand, start) DO "
+                "UPDATE SET posts=posts+excluded.posts, negatives=negatives+excluded.negatives,"
+                " positives=positives+excluded.positives, outbound=outbound+excluded.outbound,"
+                " expected=coalesce(excluded.expected, expected)",
+                [(a.brand, _ts(a.start), a.posts, a.negatives, a.positives, a.outbound,
+                  a.expected) for a in rows])
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"state database {self.path}: {exc}") from exc
+
+    def aggregates(self, brand: str, since: datetime,
+                   until: datetime | None = None) -> list[Aggregate]:
+        rows = self._execute(
+            "SELECT brand, start, posts, negatives, positives, outbound, expected FROM "
+            "aggregates WHERE brand=? AND start>=? AND start<? ORDER BY start",
+            (brand, _ts(since), _ts(until) if until else 1e18)).fetchall()
+        return [Aggregate(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
     # alerts and their notification state ------------------------------------
     def add_alert(self, alert: Alert,
@@ -203,7 +253,9 @@ class SqliteStore:
             "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (alert.id, alert.dedup_key, alert.rule, alert.kind, alert.brand, alert.severity,
              alert.state, alert.title, alert.summary, _ts(alert.created_at),
-             json.dumps(list(alert.channels)), json.dumps(dict(alert.details), default=str)))
+             _dumps(list(alert.channels)).decode(),
+            _dumps(dict(alert.details), default=str,
+                   option=orjson.OPT_NON_STR_KEYS).decode()))
         for channel in alert.channels:
             self.enqueue(alert.id, channel, alert.created_at,
                          (not_before or {}).get(channel))
@@ -282,12 +334,16 @@ class SqliteStore:
         self._execute("INSERT OR REPLACE INTO cursors VALUES (?,?)", (source, value))
 
     def prune(self, now: datetime, keep: timedelta) -> None:
-        """Drop posts and bucket history older than ``keep`` (alerts are kept)."""
-        cutoff = _ts(now - keep)
+        """Drop posts older than ``keep`` and delivered outbox rows (alerts and
+        aggregates are kept), in short transactions."""
+        cutoff = now - keep
+        while True:
+            with self.transaction():
+                if self.prune_posts(cutoff) < 5000:
+                    break
         with self.transaction():
-            self._execute("DELETE FROM posts WHERE created_at<?", (cutoff,))
-            self._execute("DELETE FROM buckets WHERE start<?", (cutoff,))
-            self._execute("DELETE FROM outbox WHERE status='sent' AND sent_at<?", (cutoff,))
+            self._execute("DELETE FROM outbox WHERE status='sent' AND sent_at<?",
+                          (_ts(cutoff),))
 
     # outbound watchlist and approved-posts ledger (tables created on first use) ----
     def _outbound_tables(self) -> None:
@@ -331,8 +387,15 @@ class SqliteStore:
                              (_ts(expired_before),)).rowcount
 
 
+def _stored(r: Sequence[Any]) -> StoredPost:
+    post = Post(id=r[2], source=r[1], kind=r[3], brand=r[13], created_at=_dt(r[5]),
+                author=Author(id=r[6], handle=r[7], followers=r[8]), text=r[9], url=r[10],
+                lang=r[11], client=r[12])
+    return StoredPost(post, r[4], r[14], r[15], r[0], _dt(r[16]))
+
+
 def _alert(row: Sequence[Any]) -> Alert:
     return Alert(
         id=row[0], dedup_key=row[1], rule=row[2], kind=row[3], brand=row[4], severity=row[5],
         state=row[6], title=row[7], summary=row[8], created_at=_dt(row[9]),
-        channels=tuple(json.loads(row[10])), details=json.loads(row[11]))
+        channels=tuple(orjson.loads(row[10])), details=orjson.loads(row[11]))

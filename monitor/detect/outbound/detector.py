@@ -83,6 +83,9 @@ class OutboundDetector(Detector):
     def dirty(self) -> bool:
         return self._dirty
 
+    def state_time(self) -> datetime | None:
+        return max(self.recent) if self.recent else None
+
     def to_state(self) -> dict[str, Any]:
         self._dirty = False
         return {"recent": [t.isoformat() for t in self.recent]}

@@ -1,0 +1,77 @@
+"""Enrichment in a worker process, so the daemon uses a second core.
+
+Brand matching, sentiment and intent tagging (:class:`~monitor.enrich.enricher.Enricher`)
+are a pure function of a post's text and a few fields: a worker process computes them
+for batch *n+1* while the event loop's engine stores batch *n* (see
+:class:`monitor.intake.Intake`). Only those fields cross the process boundary, and
+only small :class:`Enrichment` values come back. If the worker dies, the batch is
+enriched in the daemon itself and a new worker is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from monitor.config.schema import Config
+from monitor.enrich.enricher import Enricher, Enrichment
+from monitor.model import Post
+
+log = logging.getLogger(__name__)
+Fields = tuple[str, str | None, str, str]  # kind, brand, author handle, text
+
+_ENRICHER: Enricher | None = None  # in the worker process
+
+
+def _start(config: Config) -> None:
+    global _ENRICHER
+    _ENRICHER = Enricher(config)
+
+
+def _enrich(batch: list[Fields]) -> list[Enrichment]:
+    assert _ENRICHER is not None, "worker not initialised"
+    return [_ENRICHER.enrich_fields(*fields) for fields in batch]
+
+
+def workers_for(setting: int) -> int:
+    """``enrich_workers``: -1 (auto) means one worker when there are 2+ cores."""
+    if setting >= 0:
+        return setting
+    return 1 if (os.cpu_count() or 1) >= 2 else 0
+
+
+class EnrichPool:
+    def __init__(self, config: Config, workers: int = 1) -> None:
+        self.config = config
+        self.workers = workers
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn: a clean interpreter, nothing inherited from the daemon's threads and loop
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start, initargs=(self.config,))
+
+    async def start(self) -> None:
+        """Start the worker now (imports and lexicons take a moment), not on the first
+        batch."""
+        await self.enrich([])
+
+    async def enrich(self, posts: list[Post]) -> list[Enrichment] | None:
+        """Enrichments for ``posts``, or None when the worker failed (enrich inline)."""
+        batch: list[Fields] = [(p.kind, p.brand, p.author.handle, p.text) for p in posts]
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, _enrich, batch)
+        except BrokenProcessPool:
+            log.error("enrichment worker died; enriching in the daemon until a new one "
+                      "is up")
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

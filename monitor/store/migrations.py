@@ -1,0 +1,124 @@
+"""Versioned schema of the SQLite store: each step moves a database one version up.
+
+A new database runs every step in order; an existing one runs the steps above its
+``meta.schema_version``, each in its own transaction, so an interrupted upgrade
+resumes where it stopped. Never edit a released step: add a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+Step = Callable[[sqlite3.Connection], None]
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS posts (
+    key TEXT PRIMARY KEY, brand TEXT, kind TEXT NOT NULL, created_at REAL NOT NULL,
+    author_id TEXT NOT NULL, author_handle TEXT NOT NULL, followers INTEGER,
+    text TEXT NOT NULL, url TEXT, compound REAL NOT NULL, label TEXT NOT NULL,
+    body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS posts_brand_time ON posts (brand, created_at);
+CREATE TABLE IF NOT EXISTS detector_state (
+    rule TEXT NOT NULL, brand TEXT NOT NULL, state TEXT NOT NULL, updated_at REAL NOT NULL,
+    PRIMARY KEY (rule, brand));
+CREATE TABLE IF NOT EXISTS buckets (
+    brand TEXT NOT NULL, series TEXT NOT NULL, start REAL NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (brand, series, start));
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY, dedup_key TEXT NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL,
+    brand TEXT NOT NULL, severity TEXT NOT NULL, state TEXT NOT NULL, title TEXT NOT NULL,
+    summary TEXT NOT NULL, created_at REAL NOT NULL, channels TEXT NOT NULL,
+    details TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (created_at);
+CREATE TABLE IF NOT EXISTS alert_state (
+    dedup_key TEXT PRIMARY KEY, state TEXT NOT NULL, last_notified REAL NOT NULL,
+    last_alert TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT NOT NULL, channel TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL, last_error TEXT, created_at REAL NOT NULL, sent_at REAL,
+    UNIQUE (alert_id, channel));
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt);
+CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# v2: posts keep their fields in columns (no JSON copy of each post) under a sequence
+# number that only grows (AUTOINCREMENT: never reused, even after pruning), which the
+# detector checkpoint refers to, and the engine time at which they were processed (a
+# replay after a restart sees each post at the same time again); per-brand 5-minute
+# aggregates outlive raw posts.
+_V2_POSTS = """
+CREATE TABLE posts_v2 (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, brand TEXT,
+    created_at REAL NOT NULL, author_id TEXT NOT NULL, author_handle TEXT NOT NULL,
+    followers INTEGER, text TEXT NOT NULL, url TEXT, lang TEXT, client TEXT,
+    post_brand TEXT, compound REAL NOT NULL, label TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    UNIQUE (source, id));
+INSERT INTO posts_v2 (source, id, kind, brand, created_at, author_id, author_handle,
+                      followers, text, url, lang, client, post_brand, compound, label,
+                      received_at)
+    SELECT json_extract(body, '$.source'), json_extract(body, '$.id'), kind, brand,
+           created_at, author_id, author_handle, followers, text, url,
+           json_extract(body, '$.lang'), json_extract(body, '$.client'),
+           json_extract(body, '$.brand'), compound, label, created_at
+    FROM posts ORDER BY rowid;
+DROP TABLE posts;
+ALTER TABLE posts_v2 RENAME TO posts;
+CREATE INDEX posts_brand_time ON posts (brand, created_at);
+DROP TABLE IF EXISTS buckets;
+CREATE TABLE aggregates (
+    brand TEXT NOT NULL, start REAL NOT NULL, posts INTEGER NOT NULL,
+    negatives INTEGER NOT NULL, positives INTEGER NOT NULL, outbound INTEGER NOT NULL,
+    expected REAL, PRIMARY KEY (brand, start)) WITHOUT ROWID;
+ALTER TABLE detector_state ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+"""
+
+
+def _script(db: sqlite3.Connection, script: str) -> None:
+    """Run ``;``-separated statements inside the caller's transaction (executescript
+    would commit it)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    _script(db, _V1)
+
+
+def _v2(db: sqlite3.Connection) -> None:
+    _script(db, _V2_POSTS)
+    # states saved by v1 were current up to the last stored post
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint_seq', "
+               "(SELECT coalesce(max(seq), 0) FROM posts))")
+
+
+STEPS: tuple[Step, ...] = (_v1, _v2)
+LATEST = len(STEPS)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring ``db`` (autocommit mode) to :data:`LATEST`; return the version it had."""
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    found = int(row[0]) if row else 0
+    if found > LATEST:
+        raise sqlite3.DatabaseError(
+            f"schema version {found} is newer than this brand-monitor understands "
+            f"({LATEST}): upgrade brand-monitor or use another state folder")
+    for version in range(found + 1, LATEST + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            STEPS[version - 1](db)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                       (str(version),))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+    return found

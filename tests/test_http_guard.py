@@ -1,0 +1,226 @@
+"""The HTTP server under hostile or heavy load: slow clients, too many connections,
+future timestamps, a full queue, a busy store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from monitor.config.schema import HttpConfig
+from monitor.errors import StoreBusy
+from monitor.http.server import bound_port, start_http
+from monitor.intake import Backpressure, Intake
+from monitor.metrics import Metrics
+from monitor.model import Author, Post
+from monitor.store.sqlite import SqliteStore
+from tests.test_http import INGEST, FakeDaemon, post
+
+AUTH = {"Authorization": f"Bearer {INGEST}"}
+
+
+def _config(**changes: Any) -> HttpConfig:
+    base = HttpConfig(host="127.0.0.1", port=0, ingest_token=INGEST, max_batch=100,
+                      idle_timeout=timedelta(seconds=0.6), body_timeout=timedelta(seconds=0.6),
+                      max_connections=8)
+    return replace(base, **changes)
+
+
+async def _serve(tmp_path: Path, **changes: Any) -> tuple[Any, FakeDaemon, int]:
+    daemon = FakeDaemon(SqliteStore(tmp_path / "s.db"))
+    runner = await start_http(_config(**changes), daemon)
+    return runner, daemon, bound_port(runner)
+
+
+async def _healthz(port: int) -> int:
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{port}/healthz") as resp:
+        return resp.status
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(1024):
+                pass
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_slow_headers_are_cut_off_while_others_are_served(tmp_path: Path) -> None:
+    runner, _, port = await _serve(tmp_path)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /ingest HTTP/1.1\r\nHost: x\r\n")  # never finishes the headers
+        await writer.drain()
+        started = time.monotonic()
+        assert await _healthz(port) == 200  # the server is not stuck on it
+        assert await _closed_within(reader, 3.0)
+        assert time.monotonic() - started < 2.5
+        writer.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_slow_body_gets_408(tmp_path: Path) -> None:
+    runner, daemon, port = await _serve(tmp_path)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST /ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {INGEST}\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n[".encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3.0)
+        assert head.startswith(b"HTTP/1.1 408")
+        assert daemon.batches == []
+        writer.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_connections_over_the_cap_get_503_retry_after(tmp_path: Path) -> None:
+    runner, _, port = await _serve(tmp_path, max_connections=3,
+                                   idle_timeout=timedelta(seconds=30))
+    held = []
+    try:
+        for _ in range(3):
+            held.append(await asyncio.open_connection("127.0.0.1", port))
+        await asyncio.sleep(0.05)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        answer = await asyncio.wait_for(reader.read(), 3.0)
+        assert answer.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in answer
+        writer.close()
+        for _, w in held:
+            w.close()
+        held.clear()
+        await asyncio.sleep(0.4)  # the guard notices the closed connections
+        assert await _healthz(port) == 200
+    finally:
+        for _, w in held:
+            w.close()
+        await runner.cleanup()
+
+
+async def test_created_at_beyond_max_future_is_400_naming_the_field(tmp_path: Path) -> None:
+    runner, daemon, port = await _serve(tmp_path)
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for when in (future, "2999-01-01T00:00:00Z", "9999-12-31T23:59:59Z"):
+                async with session.post(f"http://127.0.0.1:{port}/ingest", headers=AUTH,
+                                        json=[post(1), post(2, created_at=when)]) as resp:
+                    body = await resp.json()
+                    assert resp.status == 400, body
+                    assert body["errors"][0]["index"] == 1
+                    assert body["errors"][0]["error"].startswith("created_at:")
+            big = post(3, author={"id": "u", "handle": "u", "followers": 2**63})
+            async with session.post(f"http://127.0.0.1:{port}/ingest", headers=AUTH,
+                                    json=[big]) as resp:
+                assert resp.status == 400
+                assert "author.followers" in (await resp.json())["error"]
+        assert daemon.batches == []
+    finally:
+        await runner.cleanup()
+
+
+async def test_full_queue_is_429_with_retry_after_and_busy_store_is_503(
+        tmp_path: Path) -> None:
+    runner, daemon, port = await _serve(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            daemon.fail = Backpressure(3.2, 10_000)
+            async with session.post(f"http://127.0.0.1:{port}/ingest", headers=AUTH,
+                                    json=[post(1)]) as resp:
+                assert resp.status == 429
+                assert resp.headers["Retry-After"] == "4"
+                assert "nothing of this request was stored" in (await resp.json())["error"]
+            daemon.fail = StoreBusy("state database x: database is locked")
+            async with session.post(f"http://127.0.0.1:{port}/ingest", headers=AUTH,
+                                    json=[post(1)]) as resp:
+                assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+    finally:
+        await runner.cleanup()
+
+
+def _posts(n: int, start: int = 0) -> list[Post]:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return [Post(id=str(i), source="t", kind="mention", author=Author("a", "a"), text="x",
+                 created_at=at) for i in range(start, start + n)]
+
+
+async def test_intake_refuses_past_capacity_and_resolves_each_batch_when_stored() -> None:
+    metrics = Metrics()
+    intake = Intake(250, metrics, batch=100)
+    first = intake.offer(_posts(200))
+    with pytest.raises(Backpressure) as refused:
+        intake.offer(_posts(100, 200))
+    assert refused.value.retry_after >= 1 and refused.value.depth == 200
+    assert metrics.ingest_refused._value.get() == 1
+    second = intake.offer(_posts(50, 300))
+    seen: list[int] = []
+
+    def process(posts: list[Post], _: Any) -> list[bool]:
+        seen.append(len(posts))
+        return [int(p.id) % 2 == 0 for p in posts]
+
+    task = asyncio.create_task(intake.run(process))
+    results = await asyncio.wait_for(first, 2)
+    assert len(results) == 200 and sum(results) == 100
+    assert len(await asyncio.wait_for(second, 2)) == 50
+    assert seen == [100, 100, 50] and intake.depth == 0
+    task.cancel()
+
+
+async def test_a_source_waits_for_room_instead_of_growing_the_queue() -> None:
+    intake = Intake(10, Metrics(), batch=4)
+    for p in _posts(10):
+        await intake.put(p)
+    blocked = asyncio.create_task(intake.put(_posts(1, 10)[0]))
+    await asyncio.sleep(0.05)
+    assert not blocked.done() and intake.depth == 10
+    done: list[str] = []
+    all_in = asyncio.Event()
+
+    def process(posts: list[Post], _: Any) -> list[bool]:
+        done.extend(p.id for p in posts)
+        if len(done) == 11:
+            all_in.set()
+        return [True] * len(posts)
+
+    task = asyncio.create_task(intake.run(process))
+    await asyncio.wait_for(blocked, 2)
+    await asyncio.wait_for(all_in.wait(), 2)
+    assert done == [str(i) for i in range(11)]  # in order
+    task.cancel()
+
+
+async def test_a_poisonous_post_is_skipped_and_the_rest_stored() -> None:
+    metrics = Metrics()
+    intake = Intake(100, metrics, batch=10)
+
+    def process(posts: list[Post], _: Any) -> list[bool]:
+        if any(p.id == "3" for p in posts):
+            raise RuntimeError("detector bug")
+        return [True] * len(posts)
+
+    done = intake.offer(_posts(6))
+    task = asyncio.create_task(intake.run(process))
+    assert await asyncio.wait_for(done, 2) == [True, True, True, False, True, True]
+    assert metrics.failed.labels("t")._value.get() == 1
+    task.cancel()
+
+
+def test_http_errors_are_json(tmp_path: Path) -> None:
+    """The 503 of the connection cap is JSON like every other error."""
+    from monitor.http.guard import _Refuse
+
+    head, _, body = _Refuse._RESPONSE.partition(b"\r\n\r\n")
+    assert json.loads(body)["error"].startswith("too many connections")
+    assert f"Content-Length: {len(body)}".encode() in head
