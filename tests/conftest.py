@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,14 @@ def write_project(tmp: Path, config: str = BASE_CONFIG, rules: str = BASE_RULES)
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return write_project(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handlers() -> Iterator[None]:
+    """``main()`` installs a stderr log handler on the stream of its moment (often
+    pytest's capture, closed after the test): remove it when the test ends."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_brand_monitor", False):
+            root.removeHandler(handler)
