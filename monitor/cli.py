@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, NoReturn
 
 from monitor import lifecycle_cli, logs, outbox_cli
 from monitor.errors import BrandMonitorError, ConfigError
@@ -25,9 +27,16 @@ DEFAULT_CONFIG = "config.yaml"
 EX_CONFIG = 78  # sysexits.h: `run` with an invalid configuration (no restart helps)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line too (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="brand-monitor",
-                                     description="Crisis and brand-safety monitoring daemon")
+    parser = _Parser(prog="brand-monitor",
+                     description="Crisis and brand-safety monitoring daemon")
     parser.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +100,14 @@ def _one_line(command: str, exc: Exception) -> str:
             f"{': ' + text if text else ''} (run with --debug for the traceback)")
 
 
+def _stdin() -> IO[str]:
+    """Standard input for JSONL commands: bytes that are not UTF-8 are kept (as
+    surrogates) so that the one bad line is reported and the rest still read."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")
+    return sys.stdin
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from monitor import commands
 
@@ -112,9 +129,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
         return 0
     if args.command == "classify":
-        return commands.classify(config, sys.stdin, sys.stdout)
+        return commands.classify(config, _stdin(), sys.stdout)
     if args.command == "screen":
-        return commands.screen(config, sys.stdin, sys.stdout)
+        return commands.screen(config, _stdin(), sys.stdout)
     if args.command == "notify-test":
         return asyncio.run(commands.notify_test(config, args.channel))
     raise AssertionError(args.command)

@@ -19,6 +19,7 @@ from monitor.engine import Engine, build_analyzer
 from monitor.errors import BrandMonitorError, ConfigError, PostError
 from monitor.metrics import Metrics
 from monitor.model import Alert, Post
+from monitor.secrets import mask
 from monitor.sources.replay import read_posts
 from monitor.store.sqlite import SqliteStore
 
@@ -33,10 +34,10 @@ def check(config_path: Path) -> int:
         build_analyzer(config)
     except ConfigError as exc:
         for problem in exc.problems:
-            sys.stdout.write(f"{problem}\n")
+            sys.stdout.write(mask(str(problem)) + "\n")
         return 1
     except BrandMonitorError as exc:  # e.g. a lexicon pack
-        sys.stdout.write(f"{exc}\n")
+        sys.stdout.write(mask(str(exc)) + "\n")
         return 1
     sys.stdout.write(f"{config_path}: ok: {len(config.brands)} brand(s), "
                      f"{len(config.sources)} source(s), {len(config.channels)} channel(s), "
@@ -315,7 +316,7 @@ async def notify_test(config_path: Path, channel: str | None) -> int:
             await notifier.send(alert)
         except DeliveryError as exc:
             failed += 1
-            sys.stderr.write(f"{name}: FAILED: {exc}\n")
+            sys.stderr.write(mask(f"{name}: FAILED: {exc}") + "\n")
         else:
             sys.stderr.write(f"{name}: ok\n")
     return 1 if failed else 0

@@ -83,3 +83,13 @@ def _drop_cli_log_handlers() -> Iterator[None]:
     for handler in list(root.handlers):
         if getattr(handler, "_brand_monitor", False):
             root.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets registered while loading a test's config (a process-wide registry in
+    monitor.secrets) must not mask another test's output."""
+    from monitor import secrets
+
+    monkeypatch.setattr(secrets, "_SECRETS", set(secrets._SECRETS))
+    monkeypatch.setattr(secrets, "_pattern", secrets._pattern)

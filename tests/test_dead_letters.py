@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import random
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -400,3 +401,24 @@ async def test_http_lists_dead_letters_and_retries_them_behind_the_api_token(
     finally:
         await client.close()
         await open_client.close()
+
+
+def test_a_state_database_from_before_retry_horizons_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the outbox table as the first release wrote it
+        db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id TEXT "
+                   "NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', "
+                   "attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, "
+                   "last_error TEXT, created_at REAL NOT NULL, sent_at REAL, "
+                   "UNIQUE (alert_id, channel))")
+    db.close()
+    store = SqliteStore(path)
+    try:
+        store.add_alert(make_alert("a1", "pager"))
+        [item] = store.due(T0)
+        assert item.first_failed_at is None
+        store.mark_failed(item.id, "down", T0 + timedelta(minutes=1), T0)
+        [item] = store.due(T0 + timedelta(minutes=1))
+        assert item.first_failed_at == T0 and item.attempts == 1
+    finally:
+        store.close()

@@ -184,11 +184,10 @@ def _convert(tp: Any, data: object, ctx: Context, key: str, line: int | None,
         except KeyError as exc:
             return _fail(ctx, line, key, f"environment variable {exc.args[0]} is not set")
         if from_env and not meta.get("public"):
-            # each value taken from the environment, and the whole result: masked
-            # wherever they appear (monitor.secrets), whatever the field
+            # each value taken from the environment is masked wherever it appears, in
+            # any encoding (monitor.secrets), whatever the field
             for value in env_values(text, environ):
                 secrets.register(value)
-            secrets.register(expanded)
         return expanded
     if tp is bool:
         if not isinstance(data, bool):

@@ -143,7 +143,7 @@ class AppriseNotifier:
                 f"channel {name!r}: not a notification URL: expected scheme://... with no "
                 "spaces, e.g. console://, jsonl://state/alerts.jsonl, "
                 "webhooks://hooks.example.com/path or an apprise URL such as "
-                "mailtos://user:${SMTP_PASSWORD}@smtp.example.com", retryable=False)
+                "ntfy://ntfy.sh/my-topic", retryable=False)
         known = _known_schemes()
         if self.scheme not in known:
             close = difflib.get_close_matches(self.scheme, sorted(known), n=1)
