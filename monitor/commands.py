@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import sys
 import tempfile
@@ -85,6 +86,23 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
     return 0
 
 
+def _checked_series(path: Path, rows: list[tuple[datetime, float]]
+                    ) -> list[tuple[datetime, float]]:
+    """Counts are finite, not negative, at increasing times (line numbers count the
+    header as line 1)."""
+    for index, (at, value) in enumerate(rows):
+        line = index + 2
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{path}:{line}: value {value!r} is not a count (expected a "
+                             "finite number >= 0)")
+        if index and (at.tzinfo is None) != (rows[index - 1][0].tzinfo is None):
+            raise ValueError(f"{path}:{line}: timestamps mix with and without a UTC offset")
+        if index and at <= rows[index - 1][0]:
+            raise ValueError(f"{path}:{line}: timestamp {at} is not after the previous "
+                             "line's: sort the series by time")
+    return rows
+
+
 def _readable_file(path: Path, what: str) -> None:
     if path.is_dir():
         raise BrandMonitorError(f"{path} is a folder: {what}")
@@ -134,10 +152,12 @@ def backtest(config_path: Path, series: Sequence[Path], rule_name: str | None
     result: dict[str, list[str]] = {}
     for file in files:
         try:
-            fired = run_backtest(load_series_csv(file), params)
+            fired = run_backtest(_checked_series(file, load_series_csv(file)), params)
         except (ValueError, csv.Error) as exc:  # load_series_csv names file:line
             message = str(exc) if str(exc).startswith(str(file)) else f"{file}: {exc}"
-            raise BrandMonitorError(f"{message} (expected a 'timestamp,value' CSV)") from None
+            if "expected" not in message:
+                message += " (expected a 'timestamp,value' CSV)"
+            raise BrandMonitorError(message) from None
         except OSError as exc:
             raise BrandMonitorError(f"{file}: cannot read: {exc.strerror or exc}") from None
         result[file.name] = [t.strftime("%Y-%m-%d %H:%M:%S") for t in fired]

@@ -233,7 +233,14 @@ def test_replay_of_a_missing_file_or_a_folder_is_one_line(
      ":3: could not convert string to float"),
     ("timestamp,value\nyesterday,3\n", ":2: Invalid isoformat string"),
     ("", "expected a 'timestamp,value' header"),
-    ("\x00\x01\x02binary", "expected a 'timestamp,value' CSV"),
+    ("\x00\x01\x02binary", "expected a 'timestamp,value' header"),
+    ("timestamp,value\n2024-01-01 00:00:00,nan\n", ":2: value nan is not a count"),
+    ("timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 00:05:00,-3\n",
+     ":3: value -3.0 is not a count"),
+    ("timestamp,value\n2024-01-01 00:05:00,1\n2024-01-01 00:00:00,2\n",
+     ":3: timestamp 2024-01-01 00:00:00 is not after the previous line's"),
+    ("timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 00:05:00+01:00,2\n",
+     ":3: timestamps mix with and without a UTC offset"),
 ])
 def test_a_malformed_backtest_csv_is_one_line(project: Path, content: str, message: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:

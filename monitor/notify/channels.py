@@ -30,7 +30,6 @@ from monitor.errors import DeliveryError
 from monitor.model import Alert
 from monitor.notify.templates import render
 from monitor.notify.webhook import WEBHOOK_SCHEMES, WebhookNotifier, is_webhook_url
-from monitor.secrets import mask
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +154,7 @@ class AppriseNotifier:
             try:
                 accepted = bool(self._apprise.add(url))
             except Exception as exc:
-                log.debug("apprise could not parse channel %r: %s", name, mask(str(exc)))
+                log.debug("apprise could not parse channel %r: %s", name, exc)  # masked by logs
                 accepted = False
         if not accepted or len(self._apprise) != 1:
             raise DeliveryError(
@@ -183,7 +182,7 @@ class AppriseNotifier:
                 body_format=apprise.NotifyFormat.TEXT)
         except Exception as exc:
             raise DeliveryError(
-                mask(f"channel {self.name!r}: apprise raised {type(exc).__name__}: {exc}"),
+                f"channel {self.name!r}: apprise raised {type(exc).__name__}: {exc}",
                 retryable=True) from exc
         try:
             _check(self.name, self.scheme, result)
@@ -272,13 +271,13 @@ def _check(name: str, scheme: str, result: Any) -> None:
         return
     detail = _failure_detail(result)
     what = status_name.lower() if isinstance(status_name, str) else "failure"
-    raise DeliveryError(
-        mask(f"channel {name!r}: {scheme}:// delivery failed ({what})"
-             + (f": {detail}" if detail else "")), retryable=True)
+    raise DeliveryError(f"channel {name!r}: {scheme}:// delivery failed ({what})"
+                        + (f": {detail}" if detail else ""), retryable=True)
 
 
 def _failure_detail(result: Any) -> str:
-    """The last warning/error apprise captured for this call, if any (masked later)."""
+    """The last warning/error apprise captured for this call, if any (DeliveryError
+    masks it)."""
     logs = getattr(result, "logs", None)
     if not callable(logs):
         return ""
