@@ -200,11 +200,14 @@ async def test_fallback_is_not_sent_twice_when_the_alert_already_went_there(
     mail = FlakyNotifier("email")
     w = worker(store, clock, [pager, mail], [channel("pager", fallback="email"),
                                              channel("email")])
+    dead: list[str] = []
+    w.on_dead = lambda item, error: dead.append(item.channel)
     store.add_alert(alert("a1", "email", "pager"))
     assert await w.run_once() == 1
     clock.advance(timedelta(hours=1))
     await w.run_once()
     assert mail.delivered == ["a1"]
+    assert dead == []  # the fallback has the alert: no dead-letter report
 
 
 async def test_unknown_channel_is_dead_with_a_clear_error(

@@ -18,7 +18,7 @@ lose it. The worker:
 * past the horizon, or at once on a non-retryable error, marks the item dead and,
   when the channel has a ``fallback``, queues the same alert on the fallback
   channel (at most once per alert and channel); otherwise (no fallback, or the
-  alert was already there) calls ``on_dead`` - the daemon tells the admin
+  alert already went dead there) calls ``on_dead`` - the daemon tells the admin
   channels. Dead items stay in the store: ``brand-monitor outbox list --status
   dead`` lists them, ``outbox retry`` (or ``POST /outbox/{id}/retry``) re-queues
   them with a fresh horizon;
@@ -216,11 +216,15 @@ class OutboxWorker:
         self._held.pop(channel, None)
         self.metrics.deliveries.labels(channel, Outcome.DEAD.value).inc()
         reason = f" ({why})" if why else ""
-        if (fallback and fallback != channel
-                and self.store.enqueue(alert.id, fallback, self.clock.now())):
-            log.error("gave up delivering alert %s to %s%s: %s; queued on fallback channel %s",
-                      alert.id, channel, reason, error, fallback)
-            return Outcome.DEAD
+        if fallback and fallback != channel:
+            if self.store.enqueue(alert.id, fallback, self.clock.now()):
+                log.error("gave up delivering alert %s to %s%s: %s; queued on fallback "
+                          "channel %s", alert.id, channel, reason, error, fallback)
+                return Outcome.DEAD
+            if self.store.outbox_status(alert.id, fallback) in ("pending", "sent"):
+                log.error("gave up delivering alert %s to %s%s: %s; it is already on "
+                          "fallback channel %s", alert.id, channel, reason, error, fallback)
+                return Outcome.DEAD
         log.error("gave up delivering alert %s to %s%s: %s (kept as dead letter %d: "
                   "brand-monitor outbox retry %d)", alert.id, channel, reason, error, item.id,
                   item.id)

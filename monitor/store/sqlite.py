@@ -301,6 +301,12 @@ class SqliteStore:
         rows = self._execute(sql + " ORDER BY o.id DESC LIMIT ?", (*params, limit)).fetchall()
         return [_outbox_row(row) for row in rows]
 
+    def outbox_status(self, alert_id: str, channel: str) -> str | None:
+        """The status of an alert's item on a channel, None when never queued there."""
+        row = self._execute("SELECT status FROM outbox WHERE alert_id=? AND channel=?",
+                            (alert_id, channel)).fetchone()
+        return None if row is None else str(row[0])
+
     def outbox_item(self, item_id: int) -> dict[str, Any] | None:
         """One outbox row as :meth:`outbox_items` gives it, or None."""
         row = self._execute(_OUTBOX_SELECT + " WHERE o.id=?", (item_id,)).fetchone()
