@@ -16,6 +16,7 @@ import hashlib
 import logging
 import signal
 from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from monitor.detect.outbound.runtime import OutboundRuntime
 from monitor.engine import Engine, state_path
 from monitor.enrich.enricher import Enrichment
 from monitor.enrich.pool import EnrichPool, workers_for
-from monitor.errors import ConfigError, StoreError
+from monitor.errors import BrandMonitorError, ConfigError, StoreError
 from monitor.http.server import start_http
 from monitor.intake import Intake
 from monitor.metrics import Metrics
@@ -39,10 +40,11 @@ from monitor.route.schedule import resolve_channels
 from monitor.route.silences import SILENCE_RETENTION
 from monitor.sdnotify import Notifier as SdNotifier
 from monitor.sdnotify import watchdog_loop
+from monitor.secrets import mask
 from monitor.source_watch import OutageWatch
 from monitor.sources.base import SOURCES, Source, SourceContext
 from monitor.sources.demo import demo_clock
-from monitor.store.sqlite import SqliteStore
+from monitor.store.sqlite import OutboxItem, SqliteStore
 
 log = logging.getLogger(__name__)
 BATCH = 200  # posts per engine transaction: ~10-40 ms of event-loop time
@@ -51,6 +53,7 @@ TICK_SECONDS = 2.0
 LOOP_PROBE_SECONDS = 0.1
 PRUNE_SECONDS = 3600.0
 RULES_POLL_SECONDS = 2.0
+DEAD_LETTER_REPORT = timedelta(hours=1)  # at most one dead-letter admin alert per channel
 
 
 class Daemon:
@@ -80,6 +83,7 @@ class Daemon:
         self.engine.on_alerts = lambda alerts: self.outbox_wake.set()
         self.sd = SdNotifier()
         self.outages = OutageWatch(self.admin_alert)  # source down > 2 min: admin alert
+        self._dead_reported: dict[str, datetime] = {}  # channel -> last dead-letter alert
         self.http_port: int | None = None
         self.max_loop_lag = 0.0
         self._last_loop_beat = asyncio.get_event_loop().time()
@@ -181,6 +185,7 @@ class Daemon:
         now = self.clock.now()
         channels, picked = resolve_channels(self.config.admin_channels,
                                             {c.name: c for c in self.config.channels}, now)
+        summary = mask(summary)
         alert = Alert(id=hashlib.sha256(f"{key}|{summary}".encode()).hexdigest()[:24],
                       dedup_key=f"admin|{key}", rule="admin", kind="admin", brand="-",
                       severity="warning", state="firing", title=title, summary=summary,
@@ -189,6 +194,36 @@ class Daemon:
         if self.store.get_alert(alert.id) is None:
             self.store.add_alert(alert)
             self.outbox_wake.set()
+
+    def outbox_worker(self, clock: Clock) -> OutboxWorker:
+        """The outbox worker over every real (non-rotation) channel; a dead letter no
+        fallback carries is reported to the admin channels."""
+        real = [c for c in self.config.channels if c.rotation is None]  # not virtual
+        notifiers = build_notifiers(real, self.config_path.parent)
+        channels = {c.name: c for c in real}
+        return OutboxWorker(self.store, notifiers, channels, clock, self.metrics,
+                            on_dead=self.dead_letter)
+
+    def dead_letter(self, item: OutboxItem, error: str) -> None:
+        """Admin alert for an alert the outbox gave up on (at most one per channel and
+        DEAD_LETTER_REPORT; the rest are counted in it and listed by ``outbox list``)."""
+        if item.alert.kind == "admin":  # an admin alert that failed: only the log has it
+            return
+        now = self.clock.now()
+        last = self._dead_reported.get(item.channel)
+        if last is not None and now - last < DEAD_LETTER_REPORT:
+            return
+        self._dead_reported[item.channel] = now
+        dead = len(self.store.outbox_items(status="dead", channel=item.channel, limit=10_000))
+        alert = item.alert
+        self.admin_alert(
+            f"outbox-dead|{item.channel}",
+            f"Alert not delivered to channel {item.channel}",
+            f"Gave up delivering alert {alert.id} ({alert.rule}, {alert.brand}: {alert.title}) "
+            f"to channel {item.channel}: {error}. {dead} dead letter(s) on this channel: "
+            f"list them with 'brand-monitor outbox list --status dead', re-send with "
+            f"'brand-monitor outbox retry {item.id}' (or --all-dead) or POST "
+            f"/outbox/{item.id}/retry.")
 
     async def _watch_rules(self) -> None:
         """Reload when a rules file is added, changed or removed (as on SIGHUP)."""
@@ -220,10 +255,7 @@ class Daemon:
             self.engine.problems.clear()
             if recovered:
                 log.info("recovered %d alert(s) after restart", len(recovered))
-            real = [c for c in self.config.channels if c.rotation is None]  # not virtual
-            notifiers = build_notifiers(real, self.config_path.parent)
-            channels = {c.name: c for c in real}
-            worker = OutboxWorker(self.store, notifiers, channels, WallClock(), self.metrics)
+            worker = self.outbox_worker(WallClock())
             tasks = [asyncio.create_task(worker.run(self.outbox_wake), name="outbox")]
             stack.push_async_callback(self._drain_outbox, worker, tasks[0])
             workers = workers_for(self.config.enrich_workers)
@@ -247,8 +279,14 @@ class Daemon:
             await asyncio.sleep(0)  # the tasks take their first look (rules fingerprint...)
             # HTTP last: a /healthz answer means everything is running
             if self.config.http.enabled:
-                runner = await start_http(self.config.http, self,
-                                          max_future=self.config.max_future)
+                http = self.config.http
+                try:
+                    runner = await start_http(http, self, max_future=self.config.max_future)
+                except OSError as exc:
+                    raise BrandMonitorError(
+                        f"http: cannot listen on {http.host}:{http.port}: "
+                        f"{exc.strerror or exc} (is another brand-monitor running? change "
+                        f"http.port or http.host in {self.config_path})") from exc
                 stack.push_async_callback(runner.cleanup)
                 self.http_port = _port(runner)
                 log.info("http listening on %s:%s", self.config.http.host, self.http_port)

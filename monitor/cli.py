@@ -1,29 +1,52 @@
-"""Command line: turns argv into options and calls the right entry point (DESIGN.md)."""
+"""Command line: turns argv into options and calls the right entry point (DESIGN.md).
+
+Every failure is one line on stderr naming what to fix, with a non-zero exit:
+``check`` prints ``file:line: key: message`` lines and exits 1; other commands
+exit 2 (``run`` exits 78, EX_CONFIG, on a configuration error, so that systemd
+does not restart it in a loop). A Python traceback is shown only with
+``--debug`` (before or after the command name).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, NoReturn
 
-from monitor import lifecycle_cli, logs
+from monitor import lifecycle_cli, logs, outbox_cli
 from monitor.errors import BrandMonitorError, ConfigError
+from monitor.secrets import mask
 
 DEFAULT_CONFIG = "config.yaml"
+EX_CONFIG = 78  # sysexits.h: `run` with an invalid configuration (no restart helps)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are one line too (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="brand-monitor",
-                                     description="Crisis and brand-safety monitoring daemon")
+    parser = _Parser(prog="brand-monitor",
+                     description="Crisis and brand-safety monitoring daemon")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("-c", "--config", default=DEFAULT_CONFIG, type=Path,
                        help="config file (default: ./config.yaml)")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the Python traceback of an error")
         return p
 
     command("run", "run the daemon")
@@ -42,22 +65,47 @@ def _parser() -> argparse.ArgumentParser:
     notify = command("notify-test", "send a test alert through each channel")
     notify.add_argument("--channel", help="only this channel")
     lifecycle_cli.add_parsers(command)
+    outbox_cli.add_parsers(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
     logs.setup("WARNING" if args.command not in ("run", "notify-test") else "INFO")
     try:
         return _dispatch(args)
-    except ConfigError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return 1 if args.command == "check" else 2
-    except BrandMonitorError as exc:
-        sys.stderr.write(f"brand-monitor: {exc}\n")
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(mask(_one_line(args.command, exc)) + "\n")
+        if isinstance(exc, ConfigError):
+            return 1 if args.command == "check" else EX_CONFIG if args.command == "run" else 2
+        return 2
+
+
+def _one_line(command: str, exc: Exception) -> str:
+    """What went wrong, for people: a config problem per line, else one line."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if isinstance(exc, BrandMonitorError):
+        return f"brand-monitor: {exc}"
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"brand-monitor {command}: {exc.strerror or exc}{where}"
+    text = " ".join(str(exc).split())
+    return (f"brand-monitor {command}: unexpected error {type(exc).__name__}"
+            f"{': ' + text if text else ''} (run with --debug for the traceback)")
+
+
+def _stdin() -> IO[str]:
+    """Standard input for JSONL commands: bytes that are not UTF-8 are kept (as
+    surrogates) so that the one bad line is reported and the rest still read."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")
+    return sys.stdin
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -66,6 +114,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     config: Path = args.config
     if args.command in lifecycle_cli.COMMANDS:
         return lifecycle_cli.run(args)
+    if args.command in outbox_cli.COMMANDS:
+        return outbox_cli.run(args)
     if args.command == "run":
         from monitor.app import serve
 
@@ -79,9 +129,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(result, indent=1) + "\n")
         return 0
     if args.command == "classify":
-        return commands.classify(config, sys.stdin, sys.stdout)
+        return commands.classify(config, _stdin(), sys.stdout)
     if args.command == "screen":
-        return commands.screen(config, sys.stdin, sys.stdout)
+        return commands.screen(config, _stdin(), sys.stdout)
     if args.command == "notify-test":
         return asyncio.run(commands.notify_test(config, args.channel))
     raise AssertionError(args.command)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
+import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -17,10 +20,13 @@ from monitor.engine import CheckpointPolicy, Engine, build_analyzer
 from monitor.errors import BrandMonitorError, ConfigError, PostError
 from monitor.metrics import Metrics
 from monitor.model import Alert, Post
+from monitor.secrets import mask
 from monitor.sources.replay import read_posts
 from monitor.store.sqlite import SqliteStore
 
 TICK = timedelta(seconds=30)
+MAX_LINE = 1_048_576  # characters per classify/screen input line
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
 
 
 def check(config_path: Path) -> int:
@@ -29,10 +35,10 @@ def check(config_path: Path) -> int:
         build_analyzer(config)
     except ConfigError as exc:
         for problem in exc.problems:
-            sys.stdout.write(f"{problem}\n")
+            sys.stdout.write(mask(str(problem)) + "\n")
         return 1
     except BrandMonitorError as exc:  # e.g. a lexicon pack
-        sys.stdout.write(f"{exc}\n")
+        sys.stdout.write(mask(str(exc)) + "\n")
         return 1
     sys.stdout.write(f"{config_path}: ok: {len(config.brands)} brand(s), "
                      f"{len(config.sources)} source(s), {len(config.channels)} channel(s), "
@@ -46,6 +52,7 @@ REPLAY_CHUNK = 2000
 def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
     """Full pipeline in event time on a scratch store; alerts as JSONL."""
     config, rules = load_all(config_path)
+    _readable_file(posts_path, "replay reads one JSONL file of posts")
     out: IO[str] = alerts_out.open("w", encoding="utf-8") if alerts_out else sys.stdout
     malformed = processed = 0
     alerts: list[Alert] = []
@@ -64,7 +71,7 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
 
         chunk: list[Post] = []
         try:
-            for item in read_posts(posts_path):
+            for item in _read_posts(posts_path):
                 if isinstance(item, PostError):
                     malformed += 1
                     sys.stderr.write(f"skipped: {item}\n")
@@ -89,6 +96,41 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
     return 0
 
 
+def _checked_series(path: Path, rows: list[tuple[datetime, float]]
+                    ) -> list[tuple[datetime, float]]:
+    """Counts are finite, not negative, at increasing times (line numbers count the
+    header as line 1)."""
+    for index, (at, value) in enumerate(rows):
+        line = index + 2
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{path}:{line}: value {value!r} is not a count (expected a "
+                             "finite number >= 0)")
+        if index and (at.tzinfo is None) != (rows[index - 1][0].tzinfo is None):
+            raise ValueError(f"{path}:{line}: timestamps mix with and without a UTC offset")
+        if index and at <= rows[index - 1][0]:
+            raise ValueError(f"{path}:{line}: timestamp {at} is not after the previous "
+                             "line's: sort the series by time")
+    return rows
+
+
+def _readable_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise BrandMonitorError(f"{path} is a folder: {what}")
+    if not path.is_file():
+        raise BrandMonitorError(f"{path}: no such file ({what})")
+
+
+def _read_posts(path: Path) -> Iterator[Post | PostError]:
+    """read_posts, with a file that cannot be read as text as one error."""
+    try:
+        yield from read_posts(path)
+    except UnicodeDecodeError as exc:
+        raise BrandMonitorError(f"{path}: not a UTF-8 text file (byte {exc.start}): replay "
+                                "reads JSONL posts") from None
+    except OSError as exc:
+        raise BrandMonitorError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def volume_rule(rules: RuleSet, name: str | None) -> Rule:
     candidates = [r for r in rules.rules if r.signal == "volume_spike"]
     if name is not None:
@@ -109,29 +151,81 @@ def backtest(config_path: Path, series: Sequence[Path], rule_name: str | None
     params = rule.params.model_params()
     files: list[Path] = []
     for path in series:
-        files.extend(sorted(path.glob("*.csv")) if path.is_dir() else [path])
+        if path.is_dir():
+            found = sorted(path.glob("*.csv"))
+            if not found:
+                raise BrandMonitorError(f"{path}: no *.csv files in this folder")
+            files.extend(found)
+        else:
+            _readable_file(path, "--series takes timestamp,value CSV files or folders of them")
+            files.append(path)
     result: dict[str, list[str]] = {}
     for file in files:
-        fired = run_backtest(load_series_csv(file), params)
+        try:
+            fired = run_backtest(_checked_series(file, load_series_csv(file)), params)
+        except (ValueError, csv.Error) as exc:  # load_series_csv names file:line
+            message = str(exc) if str(exc).startswith(str(file)) else f"{file}: {exc}"
+            if "expected" not in message:
+                message += " (expected a 'timestamp,value' CSV)"
+            raise BrandMonitorError(message) from None
+        except OSError as exc:
+            raise BrandMonitorError(f"{file}: cannot read: {exc.strerror or exc}") from None
         result[file.name] = [t.strftime("%Y-%m-%d %H:%M:%S") for t in fired]
     return result
 
 
-def _jsonl(stream: IO[str]) -> list[tuple[int, dict[str, Any] | str]]:
-    rows: list[tuple[int, dict[str, Any] | str]] = []
-    for number, line in enumerate(stream, start=1):
+def _lines(stream: IO[str], limit: int) -> Iterator[tuple[int, str | None]]:
+    """``(number, line)`` for each line of ``stream``, reading at most ``limit``
+    characters of a line into memory: a longer line is skipped (``None``)."""
+    number = 0
+    while line := stream.readline(limit + 1):
+        number += 1
+        if len(line) > limit and not line.endswith("\n"):
+            while (rest := stream.readline(limit)) and not rest.endswith("\n"):
+                pass
+            yield number, None
+            continue
+        yield number, line
+
+
+def _jsonl(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Each non-blank input line as ``(number, object)``, or ``(number, problem)``
+    for a line that is too long, not valid UTF-8 or JSON, or lacks ``id``/``text``."""
+    for number, line in _lines(stream, MAX_LINE):
+        if line is None:
+            yield number, f"line longer than {MAX_LINE} characters: skipped"
+            continue
         if not line.strip():
+            continue
+        if _UNDECODABLE.search(line):
+            yield number, "not valid UTF-8"
             continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            rows.append((number, f"invalid JSON: {exc.msg}"))
+            yield number, f"invalid JSON: {exc.msg}"
+            continue
+        except RecursionError:
+            yield number, "invalid JSON: nested too deeply"
             continue
         if not isinstance(value, dict) or not isinstance(value.get("text"), str):
-            rows.append((number, "expected an object with a string 'text'"))
+            yield number, "expected an object with a string 'text'"
             continue
-        rows.append((number, value))
-    return rows
+        if not _valid_id(value.get("id")):
+            yield number, "expected an 'id' (a string or an integer)"
+            continue
+        yield number, value
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+def _bad_line(number: int, problem: str, stdout: IO[str]) -> None:
+    """An input line that cannot be processed: an error record in the output (in
+    input order) and a line on stderr."""
+    sys.stderr.write(f"line {number}: {problem}\n")
+    stdout.write(json.dumps({"line": number, "error": problem}) + "\n")
 
 
 def classify(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
@@ -142,10 +236,10 @@ def classify(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
     for number, row in _jsonl(stdin):
         if isinstance(row, str):
             bad += 1
-            sys.stderr.write(f"line {number}: {row}\n")
+            _bad_line(number, row, stdout)
             continue
         score = analyzer.score(row["text"])
-        stdout.write(json.dumps({"id": row.get("id"), "compound": score.compound,
+        stdout.write(json.dumps({"id": row["id"], "compound": score.compound,
                                  "label": score.label}) + "\n")
     return 1 if bad else 0
 
@@ -169,7 +263,7 @@ def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
     from monitor.detect.base import DetectorContext
     from monitor.detect.outbound import OutboundDetector, OutboundRuntime, OutboundScreen
     from monitor.engine import state_path
-    from monitor.model import Author, Post
+    from monitor.model import Author
 
     config, rules = load_all(config_path)
     params, domains = _outbound_rule(config, rules)
@@ -193,7 +287,7 @@ def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
         for number, row in _jsonl(stdin):
             if isinstance(row, str):
                 bad += 1
-                sys.stderr.write(f"line {number}: {row}\n")
+                _bad_line(number, row, stdout)
                 continue
             text = row["text"]
             compound = analyzer.score(text).compound
@@ -205,7 +299,7 @@ def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
                 at = None
             if detector is not None and at is not None:
                 client = row.get("client") if isinstance(row.get("client"), str) else None
-                post = Post(id=str(row.get("id")), source="screen", kind="outbound",
+                post = Post(id=str(row["id"]), source="screen", kind="outbound",
                             author=Author("screen", "screen"), text=text, created_at=at,
                             brand=detector.brand.name, client=client)
                 result = detector.evaluate(post, compound)
@@ -213,7 +307,7 @@ def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
                 now = at or datetime.now(UTC)
                 watch = {w.id: w for b in config.brands for w in runtime.watches(b.name, now)}
                 result = screener.screen(text, watch=list(watch.values()), compound=compound)
-            stdout.write(json.dumps({"id": row.get("id"), "flagged": result.flagged,
+            stdout.write(json.dumps({"id": row["id"], "flagged": result.flagged,
                                      "severity": result.severity if result.flagged else None,
                                      "reasons": result.reasons}) + "\n")
     finally:
@@ -252,7 +346,7 @@ async def notify_test(config_path: Path, channel: str | None) -> int:
             await notifier.send(alert)
         except DeliveryError as exc:
             failed += 1
-            sys.stderr.write(f"{name}: FAILED: {exc}\n")
+            sys.stderr.write(mask(f"{name}: FAILED: {exc}") + "\n")
         else:
             sys.stderr.write(f"{name}: ok\n")
     return 1 if failed else 0

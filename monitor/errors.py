@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monitor.secrets import mask
+
 
 class BrandMonitorError(Exception):
     """Base class for the daemon's own errors."""
@@ -56,8 +58,9 @@ class StoreBusy(StoreError):
 
 
 class DeliveryError(BrandMonitorError):
-    """A notification could not be delivered."""
+    """A notification could not be delivered. The message is masked
+    (``monitor.secrets``): it is logged, stored in the outbox and printed."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
+        super().__init__(mask(message))
         self.retryable = retryable

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,24 @@ def write_project(tmp: Path, config: str = BASE_CONFIG, rules: str = BASE_RULES)
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return write_project(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handlers() -> Iterator[None]:
+    """``main()`` installs a stderr log handler on the stream of its moment (often
+    pytest's capture, closed after the test): remove it when the test ends."""
+    yield
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_brand_monitor", False):
+            root.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets registered while loading a test's config (a process-wide registry in
+    monitor.secrets) must not mask another test's output."""
+    from monitor import secrets
+
+    monkeypatch.setattr(secrets, "_SECRETS", set(secrets._SECRETS))
+    monkeypatch.setattr(secrets, "_pattern", secrets._pattern)

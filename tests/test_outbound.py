@@ -242,11 +242,11 @@ def test_blocked_terms_and_patterns() -> None:
     ({"timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
     ({"hours": "9-17"}, "hours", "expected HH:MM-HH:MM"),
     ({"days": ["funday"]}, "days", "unknown day(s) funday"),
-    ({"blocked_patterns": ["(a+)+$"]}, "blocked_patterns", "nested quantifier"),
-    ({"blocked_patterns": [r"(\w)\1"]}, "blocked_patterns", "backreferences"),
-    ({"blocked_patterns": ["(?=x)y"]}, "blocked_patterns", "lookahead"),
-    ({"blocked_patterns": ["(a|ab)*c"]}, "blocked_patterns", "alternation"),
-    ({"blocked_patterns": [".*a.*b.*c"]}, "blocked_patterns", "unbounded repeats"),
+    ({"blocked_patterns": ["(a+)+$"]}, "blocked_patterns[0]", "nested quantifier"),
+    ({"blocked_patterns": [r"(\w)\1"]}, "blocked_patterns[0]", "backreferences"),
+    ({"blocked_patterns": ["(?=x)y"]}, "blocked_patterns[0]", "lookahead"),
+    ({"blocked_patterns": ["(a|ab)*c"]}, "blocked_patterns[0]", "alternation"),
+    ({"blocked_patterns": [".*a.*b.*c"]}, "blocked_patterns[0]", "unbounded repeats"),
 ])
 def test_params_problems(data: dict[str, Any], key: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -68,7 +68,7 @@ def alert(alert_id: str, *channels: str, at: datetime = T0) -> Alert:
 
 def channel(name: str, **kw: object) -> ChannelConfig:
     settings: dict[str, object] = {"backoff": timedelta(seconds=1),
-                                   "max_backoff": timedelta(seconds=8), "max_attempts": 10}
+                                   "max_backoff": timedelta(seconds=8)}
     settings.update(kw)
     return ChannelConfig(name=name, url="console://", **settings)  # type: ignore[arg-type]
 
@@ -118,8 +118,7 @@ async def test_backoff_doubles_up_to_the_cap_then_delivers_exactly_once(
 
 async def test_jitter_is_full_and_bounded_by_the_growing_ceiling(store: SqliteStore) -> None:
     clock = ManualClock(T0)
-    config = channel("pager", backoff=timedelta(seconds=2), max_backoff=timedelta(seconds=60),
-                     max_attempts=40)
+    config = channel("pager", backoff=timedelta(seconds=2), max_backoff=timedelta(seconds=60))
     pager = FlakyNotifier("pager", failures=30)
     w = worker(store, clock, [pager], [config], random.Random(2024))
     store.add_alert(alert("a1", "pager"))
@@ -138,23 +137,28 @@ async def test_jitter_is_full_and_bounded_by_the_growing_ceiling(store: SqliteSt
     assert pager.delivered == ["a1"]
 
 
-async def test_dead_after_max_attempts_without_fallback(store: SqliteStore,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+async def test_dead_after_retry_for_without_fallback(store: SqliteStore,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
     clock, metrics = ManualClock(T0), Metrics()
     pager = FlakyNotifier("pager", failures=100)
-    w = worker(store, clock, [pager], [channel("pager", max_attempts=3)], metrics=metrics)
+    dead: list[tuple[int, str]] = []
+    w = worker(store, clock, [pager], [channel("pager", retry_for=timedelta(minutes=30))],
+               metrics=metrics)
+    w.on_dead = lambda item, error: dead.append((item.id, error))
     store.add_alert(alert("a1", "pager"))
     with caplog.at_level(logging.WARNING, logger="monitor.notify.outbox"):
-        for _ in range(5):
+        for _ in range(6):
             await w.run_once()
             clock.advance(timedelta(minutes=10))
-    assert pager.attempts == ["a1"] * 3 and pager.delivered == []
+    # tries at 0, 10, 20 and 30 minutes: the horizon is 30 minutes after the first failure
+    assert pager.attempts == ["a1"] * 4 and pager.delivered == []
     assert store.outbox_counts() == {"dead": 1} and store.next_due() is None
     assert sample(metrics, "brandmon_deliveries_total", channel="pager", result="dead") == 1
     assert sample(metrics, "brandmon_outbox_items", status="dead") == 1
     text = caplog.text
-    assert "gave up delivering alert a1 to pager (3 attempts)" in text
+    assert "gave up delivering alert a1 to pager (4 attempts over 30m, retry_for 30m)" in text
     assert "abcd1234" not in text  # errors are masked before they are logged
+    assert len(dead) == 1 and "abcd1234" not in dead[0][1]
 
 
 async def test_dead_channel_falls_back_and_the_alert_is_still_delivered(
@@ -163,7 +167,8 @@ async def test_dead_channel_falls_back_and_the_alert_is_still_delivered(
     pager = FlakyNotifier("pager", failures=100)
     mail = FlakyNotifier("email")
     w = worker(store, clock, [pager, mail],
-               [channel("pager", max_attempts=2, fallback="email"), channel("email")])
+               [channel("pager", retry_for=timedelta(minutes=1), fallback="email"),
+                channel("email")])
     store.add_alert(alert("a1", "pager"))
     assert await w.run_once() == 0
     assert mail.attempts == []  # still retrying the primary channel
@@ -195,11 +200,14 @@ async def test_fallback_is_not_sent_twice_when_the_alert_already_went_there(
     mail = FlakyNotifier("email")
     w = worker(store, clock, [pager, mail], [channel("pager", fallback="email"),
                                              channel("email")])
+    dead: list[str] = []
+    w.on_dead = lambda item, error: dead.append(item.channel)
     store.add_alert(alert("a1", "email", "pager"))
     assert await w.run_once() == 1
     clock.advance(timedelta(hours=1))
     await w.run_once()
     assert mail.delivered == ["a1"]
+    assert dead == []  # the fallback has the alert: no dead-letter report
 
 
 async def test_unknown_channel_is_dead_with_a_clear_error(

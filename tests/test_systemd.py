@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "brand-monitor.service"
-MAX_EXPOSURE = 2.5
+MAX_EXPOSURE = 1.5
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
 

@@ -314,7 +314,7 @@ def test_a_literal_secret_beside_an_env_reference_is_refused(tmp_path: Path, url
 
 @pytest.mark.parametrize("url", [
     "${WHOLE_URL}",
-    "mailtos://user:${SMTP_PASSWORD}@${HOOK_HOST}",
+    "mailtos://user:${SMTP_PASSWORD}@${HOOK_HOST}?from=bm@example.com&to=pr@example.com",
     "webhook://${HOOK_HOST}/h?secret=${WEBHOOK_SECRET}&format=json",
 ])
 def test_secrets_that_are_references_are_accepted(tmp_path: Path, url: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,10 @@ from typing import Any
 from monitor.config.schema import Config, Rule, RuleSet
 from monitor.config.strict import Context, build, build_lenient
 from monitor.config.yamlload import LocDict, LocList, load_yaml
-from monitor.errors import ConfigError, Problem
+from monitor.errors import ConfigError, DeliveryError, Problem
 from monitor.plugins import detector_params, source_options
 
+log = logging.getLogger(__name__)
 BUILTIN_CHANNEL_SCHEMES = ("console://", "jsonl://")
 
 
@@ -29,8 +32,12 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise AssertionError("unreachable")
     config = _build_source_options(config, raw, ctx)
     _cross_check(config, raw, ctx)
-    ctx.raise_if_problems()
     base = path.resolve().parent
+    _check_packs(config, raw, ctx, base)
+    if not ctx.problems:  # the notifiers are built from a valid config only
+        _check_channels(config, raw, ctx, base)
+    ctx.raise_if_problems()
+    _deprecations(raw, ctx)
     return dataclasses.replace(
         config,
         state_dir=str(base / config.state_dir),
@@ -38,6 +45,56 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         sentiment=dataclasses.replace(
             config.sentiment, lexicon_dir=str(base / config.sentiment.lexicon_dir)),
     )
+
+
+def _check_channels(config: Config, raw: LocDict, ctx: Context, base: Path) -> None:
+    """Build every channel's notifier as ``run`` does (the same function): a URL that
+    ``run`` would refuse is a problem at its line."""
+    from monitor.notify.channels import build_notifier
+
+    for index, (line, item) in enumerate(_items(raw, "channels")):
+        channel = config.channels[index]
+        if channel.rotation is not None:
+            continue
+        try:
+            build_notifier(channel, base)
+        except DeliveryError as exc:
+            url_line = item.line_of("url") if isinstance(item, LocDict) else line
+            message = str(exc).removeprefix(f"channel {channel.name!r}: ")
+            ctx.problem(url_line, f"channels[{index}].url", message)
+
+
+def _check_packs(config: Config, raw: LocDict, ctx: Context, base: Path) -> None:
+    """Each sentiment pack written in the file names a file ``<lexicon_dir>/<name>.yaml``
+    (the default pack, not written, is reported when the analyser is built)."""
+    folder = base / config.sentiment.lexicon_dir
+    section = raw.get("sentiment")
+    if not isinstance(section, LocDict) or "packs" not in section:
+        return
+    packs = section.get("packs")
+    lines = getattr(packs, "item_lines", None)
+    for index, name in enumerate(config.sentiment.packs):
+        if (folder / f"{name}.yaml").is_file():
+            continue
+        known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        line = lines[index] if lines and index < len(lines) else section.line_of("packs")
+        where = (f"known in {folder}: {', '.join(known)}" if known
+                 else f"{folder} has no packs")
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        ctx.problem(line, f"sentiment.packs[{index}]",
+                    f"unknown lexicon pack {name!r}: {hint}({where})")
+
+
+def _deprecations(raw: LocDict, ctx: Context) -> None:
+    """Keys still accepted but ignored: logged as warnings (``check`` shows them)."""
+    for index, (_, item) in enumerate(_items(raw, "channels")):
+        if isinstance(item, LocDict) and "max_attempts" in item:
+            log.warning("%s", Problem(
+                ctx.file, item.line_of("max_attempts"), f"channels[{index}].max_attempts",
+                "deprecated and ignored: a failed delivery is retried for retry_for (default "
+                "24h) from its first failure, then goes to the fallback channel or becomes a "
+                "dead letter; remove max_attempts (set retry_for to change the horizon)"))
 
 
 def _items(raw: LocDict, key: str) -> list[tuple[int | None, Any]]:
@@ -173,8 +230,13 @@ def load_rules(rules_dir: Path, config: Config) -> RuleSet:
 def load_rule_file(path: Path, config: Config) -> list[tuple[Rule, int | None]]:
     ctx = Context(str(path))
     raw = load_yaml(path)
-    if raw is None:
-        return []
+    if raw is None or (isinstance(raw, LocDict) and raw.get("rules", []) is None):
+        # an empty file is most likely a truncated or half-written one: refusing it
+        # keeps the rules it had (a reload keeps the running set) instead of dropping them
+        line, key = (raw.line_of("rules"), "rules") if isinstance(raw, LocDict) else (1, "")
+        raise ConfigError([Problem(str(path), line, key,
+                                   "no rules in this file: list them under 'rules:' (write "
+                                   "'rules: []' to keep an empty file), or delete the file")])
     if not isinstance(raw, LocDict) or set(raw) - {"rules"}:
         raise ConfigError([Problem(str(path), getattr(raw, "line", 1), "",
                                    "a rules file holds one key, 'rules:', with a list of rules")])

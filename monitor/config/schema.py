@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
 Severity = Literal["info", "warning", "critical"]
-MIN_HMAC_SECRET = 16
+MIN_SECRET = 16  # characters of an api/ingest token or HMAC secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +109,20 @@ class Rotation:
 
 @dataclass(frozen=True, slots=True)
 class ChannelConfig:
-    """A notification channel: an apprise URL, or ``console://`` / ``jsonl://PATH``;
-    or, with ``rotation`` instead of ``url``, an on-call rotation over other
-    channels (see :class:`Rotation`)."""
+    """A notification channel: an apprise URL, or ``console://`` / ``jsonl://PATH``
+    / ``webhook[s]://``; or, with ``rotation`` instead of ``url``, an on-call rotation
+    over other channels (see :class:`Rotation`).
+
+    A failed delivery is retried with backoff (``backoff`` doubling up to
+    ``max_backoff``) for ``retry_for`` from its first failure; then the alert goes
+    to ``fallback``, or, without one, it is kept as a dead letter and the admin
+    channels are told (see monitor/notify/outbox.py). ``max_attempts`` is
+    deprecated and ignored (a count of attempts gave up within minutes)."""
 
     name: str
     url: str = field(default="", metadata={"url": True})
-    max_attempts: int = field(default=10, metadata={"min": 1})
+    retry_for: timedelta = timedelta(hours=24)
+    max_attempts: int | None = field(default=None, metadata={"min": 1})  # deprecated
     backoff: timedelta = timedelta(seconds=5)
     max_backoff: timedelta = timedelta(minutes=30)
     fallback: str | None = None
@@ -122,6 +130,8 @@ class ChannelConfig:
     rotation: Rotation | None = None
 
     def problems(self) -> list[tuple[str, str]]:
+        if self.retry_for <= timedelta(0):
+            return [("retry_for", "must be longer than 0 (e.g. 24h)")]
         if self.rotation is None:
             return [] if self.url.strip() else [("url", "required key is missing (or give "
                                                          "'rotation' for an on-call rota)")]
@@ -137,7 +147,7 @@ class StorageConfig:
     aggregates, alerts and detector baselines are kept. ``alert_retention``: alerts
     (and their delivery records) older than this are pruned."""
 
-    path: str = "brand-monitor.db"
+    path: str = field(default="brand-monitor.db", metadata={"public": True})
     retention: timedelta = timedelta(days=30)
     alert_retention: timedelta = timedelta(days=365)
 
@@ -158,7 +168,14 @@ class HttpConfig:
     ``ingest_hmac_secret`` (at least 16 characters) enables it for senders that
     sign the raw body instead (``X-BrandMonitor-Timestamp`` +
     ``X-BrandMonitor-Signature: sha256=...``, or GitHub's ``X-Hub-Signature-256``).
-    Both are secrets: write them as ``${ENV_VAR}``, never literally.
+    ``api_token`` protects the alerts, silences, outbox, watchlist and ledger
+    API (reads and writes). Tokens and secrets are secrets: write them as
+    ``${ENV_VAR}``, never literally, with at least 16 random characters.
+
+    The server refuses to start on a ``host`` other than a loopback address
+    (127.0.0.0/8, ::1, localhost) without ``api_token``, since the API would be
+    readable from the network; ``allow_no_api_token: true`` says that is wanted
+    (e.g. an authenticating reverse proxy is the only way in).
     """
 
     enabled: bool = True
@@ -167,6 +184,7 @@ class HttpConfig:
     ingest_token: str | None = field(default=None, metadata={"secret": True})
     ingest_hmac_secret: str | None = field(default=None, metadata={"secret": True})
     api_token: str | None = field(default=None, metadata={"secret": True})
+    allow_no_api_token: bool = False
     max_body_bytes: int = field(default=1_048_576, metadata={"min": 1024})
     max_batch: int = field(default=1000, metadata={"min": 1})
     #: a connection with no request in progress for this long is closed (slow or
@@ -177,17 +195,36 @@ class HttpConfig:
     max_connections: int = field(default=512, metadata={"min": 1})
 
     def problems(self) -> list[tuple[str, str]]:
-        secret = self.ingest_hmac_secret
-        if secret is not None and len(secret) < MIN_HMAC_SECRET:
-            return [("ingest_hmac_secret", f"too short for an HMAC key: use at least "
-                                           f"{MIN_HMAC_SECRET} random characters")]
-        return []
+        found = [(key, f"too short ({len(value)} characters): use at least {MIN_SECRET} random "
+                       "characters, e.g. from 'openssl rand -hex 16'")
+                 for key, value in (("ingest_token", self.ingest_token),
+                                    ("api_token", self.api_token),
+                                    ("ingest_hmac_secret", self.ingest_hmac_secret))
+                 if value is not None and len(value) < MIN_SECRET]
+        if (self.enabled and self.api_token is None and not self.allow_no_api_token
+                and not is_loopback(self.host)):
+            found.append(("host", f"{self.host!r} is reachable from the network, but "
+                                  "api_token is not set: alerts, silences and the outbound "
+                                  "watchlist and ledger would be readable by anyone. Set "
+                                  "http.api_token: ${BRAND_MONITOR_API_TOKEN}, or set "
+                                  "http.allow_no_api_token: true if a proxy authenticates"))
+        return found
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (anything else may be reachable)."""
+    if host.strip().lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
 class SentimentConfig:
     packs: tuple[str, ...] = ("customer-service",)
-    lexicon_dir: str = "rules/lexicons"
+    lexicon_dir: str = field(default="rules/lexicons", metadata={"public": True})
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +233,8 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     channels: tuple[ChannelConfig, ...] = ()
     admin_channels: tuple[str, ...] = ()
-    state_dir: str = "state"
-    rules_dir: str = "rules"
+    state_dir: str = field(default="state", metadata={"public": True})
+    rules_dir: str = field(default="rules", metadata={"public": True})
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     storage: StorageConfig = StorageConfig()
     http: HttpConfig = HttpConfig()

@@ -4,7 +4,9 @@ Unknown keys, missing required keys and wrong types are all reported, each as a
 ``Problem`` naming the file, line and dotted key path. Strings may reference the
 environment as ``${NAME}``; such values are registered as secrets for masking.
 A field may declare ``metadata={"secret": True}``: a literal value there is
-refused, because secrets belong in the environment, not in files.
+refused, because secrets belong in the environment, not in files. Environment
+values are registered for masking (``monitor.secrets``) unless the field declares
+``metadata={"public": True}`` (folders and file names, which logs must show).
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from datetime import timedelta
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from monitor import secrets
-from monitor.config.yamlload import ENV_REF, LocDict, LocList, expand_env, has_env_ref
+from monitor.config.yamlload import (
+    ENV_REF,
+    LocDict,
+    LocList,
+    env_values,
+    expand_env,
+    has_env_ref,
+)
 from monitor.errors import ConfigError, Problem
 
 T = TypeVar("T")
@@ -169,12 +178,16 @@ def _convert(tp: Any, data: object, ctx: Context, key: str, line: int | None,
         if meta.get("url") and _URL_SECRET.search(ENV_REF.sub("\x00", text)):
             return _fail(ctx, line, key, "this URL carries a password or token: "
                          "write it as ${ENV_VAR} and set it in the environment")
+        environ = dict(ctx.environ) if ctx.environ is not None else None
         try:
-            expanded = expand_env(text, dict(ctx.environ) if ctx.environ is not None else None)
+            expanded = expand_env(text, environ)
         except KeyError as exc:
             return _fail(ctx, line, key, f"environment variable {exc.args[0]} is not set")
-        if from_env:
-            secrets.register(expanded)
+        if from_env and not meta.get("public"):
+            # each value taken from the environment is masked wherever it appears, in
+            # any encoding (monitor.secrets), whatever the field
+            for value in env_values(text, environ):
+                secrets.register(value)
         return expanded
     if tp is bool:
         if not isinstance(data, bool):

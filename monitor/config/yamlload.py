@@ -16,10 +16,12 @@ ENV_REF = _ENV_RE  # a ${NAME} or ${NAME:-default} reference
 
 
 class LocDict(dict[str, Any]):
-    """A mapping from YAML that knows the line of itself and of each key."""
+    """A mapping from YAML that knows the line of itself and of each key, and the
+    keys written twice: ``(key, line, line of the first)``."""
 
     line: int | None = None
     key_lines: dict[str, int]
+    duplicates: tuple[tuple[str, int, int], ...] = ()
 
     def line_of(self, key: str) -> int | None:
         return self.key_lines.get(key, self.line)
@@ -35,16 +37,26 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocDict:
+    # keys written in this mapping (a key merged in with "<<: *anchor" may be overridden)
+    own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
     loader.flatten_mapping(node)
     out = LocDict()
     out.line = node.start_mark.line + 1
     out.key_lines = {}
+    written: dict[str, int] = {}
+    duplicates = []
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
             key = str(key)
-        out.key_lines[key] = key_node.start_mark.line + 1
+        line = key_node.start_mark.line + 1
+        if id(key_node) in own:
+            if key in written:
+                duplicates.append((key, line, written[key]))
+            written[key] = line
+        out.key_lines[key] = line
         out[key] = loader.construct_object(value_node, deep=True)
+    out.duplicates = tuple(duplicates)
     return out
 
 
@@ -69,14 +81,42 @@ def load_yaml(path: Path) -> Any:
 
 
 def loads_yaml(text: str, name: str) -> Any:
+    """Parse YAML text; syntax errors and keys written twice in one mapping (YAML
+    would silently keep the last) become a ConfigError naming line and key."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark is not None else None
         raise ConfigError([Problem(name, line, "", f"invalid YAML: {exc.problem}")]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(name, None, "", f"invalid YAML: {exc}")]) from None
+    problems = _duplicate_keys(data, name)
+    if problems:
+        raise ConfigError(problems)
+    return data
+
+
+def _duplicate_keys(data: Any, name: str) -> list[Problem]:
+    problems = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    seen: set[int] = set()  # aliases may share a node
+    while stack:
+        path, node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, LocDict):
+            for key, line, first in node.duplicates:
+                problems.append(Problem(name, line, f"{path}.{key}" if path else key,
+                                        f"duplicate key: already set on line {first} (a key "
+                                        "may appear once; YAML would keep only the last)"))
+            stack.extend((f"{path}.{k}" if path else str(k), v)
+                         for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in reversed(list(enumerate(node))))
+    problems.sort(key=lambda p: p.line or 0)
+    return problems
 
 
 def expand_env(value: str, environ: os._Environ[str] | dict[str, str] | None = None) -> str:
@@ -92,6 +132,13 @@ def expand_env(value: str, environ: os._Environ[str] | dict[str, str] | None = N
         raise KeyError(name)
 
     return _ENV_RE.sub(repl, value)
+
+
+def env_values(value: str, environ: os._Environ[str] | dict[str, str] | None = None
+               ) -> list[str]:
+    """The values ``expand_env`` substitutes from the environment (not defaults)."""
+    env = os.environ if environ is None else environ
+    return [env[m.group(1)] for m in _ENV_RE.finditer(value) if m.group(1) in env]
 
 
 def has_env_ref(value: str) -> bool:

@@ -38,6 +38,10 @@ Routes (every error is JSON ``{"error": "..."}``, including 404 and 405):
     Writes need ``Authorization: Bearer <api_token>`` and are refused (403) while
     ``api_token`` is not configured; reads follow the alerts API's rule. Both answer
     404 when the daemon does not run the outbound screen.
+
+The alert lifecycle (``/alerts/{id}/ack``, ``/silences``) and the outbox
+(``/outbox``, dead letters) have their own route modules: lifecycle_api.py and
+outbox_api.py.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ from monitor.http.auth import (
 )
 from monitor.http.guard import ConnectionGuard, GuardedSite
 from monitor.http.lifecycle_api import LifecycleRoutes
+from monitor.http.outbox_api import OutboxRoutes
 from monitor.intake import Backpressure
 from monitor.metrics import Metrics
 from monitor.model import Post
@@ -336,6 +341,8 @@ def create_app(config: HttpConfig, api: DaemonApi, *, clock: Clock | None = None
     app.router.add_get("/approved-posts", h.list_approved)
     LifecycleRoutes(api.store, h._now, h._check_api_token, h._require_admin,
                     config.max_body_bytes).add_to(app)
+    OutboxRoutes(api.store, h._check_api_token, h._require_admin,
+                 config.max_body_bytes, getattr(api, "outbox_wake", None)).add_to(app)
     return app
 
 

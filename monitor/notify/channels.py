@@ -8,12 +8,17 @@ cannot (the channel is misconfigured).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import difflib
+import functools
 import hashlib
 import json
 import logging
 import os
+import re
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -24,8 +29,7 @@ from monitor.config.schema import ChannelConfig
 from monitor.errors import DeliveryError
 from monitor.model import Alert
 from monitor.notify.templates import render
-from monitor.notify.webhook import WebhookNotifier, is_webhook_url
-from monitor.secrets import mask
+from monitor.notify.webhook import WEBHOOK_SCHEMES, WebhookNotifier, is_webhook_url
 
 log = logging.getLogger(__name__)
 
@@ -133,18 +137,31 @@ class AppriseNotifier:
     def __init__(self, name: str, url: str) -> None:
         self.name = name
         self.scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-        self._apprise = apprise.Apprise()
-        try:
-            accepted = bool(self._apprise.add(url))
-        except Exception as exc:
-            log.debug("apprise could not parse channel %r: %s", name, mask(str(exc)))
-            accepted = False
-        if not accepted or len(self._apprise) == 0:
-            shown = f"{self.scheme}://..." if self.scheme else "(no scheme)"
+        if not _URL_SHAPE.match(url):
             raise DeliveryError(
-                f"channel {name!r}: invalid notification URL {shown}: apprise does not "
-                "accept it (unknown service, or a missing/invalid part; the full URL is not "
-                "shown because it may contain secrets)", retryable=False)
+                f"channel {name!r}: not a notification URL: expected scheme://... with no "
+                "spaces, e.g. console://, jsonl://state/alerts.jsonl, "
+                "webhooks://hooks.example.com/path or an apprise URL such as "
+                "ntfy://ntfy.sh/my-topic", retryable=False)
+        known = _known_schemes()
+        if self.scheme not in known:
+            close = difflib.get_close_matches(self.scheme, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}://?)" if close else ""
+            raise DeliveryError(f"channel {name!r}: unknown notification scheme "
+                                f"{self.scheme}://{hint}", retryable=False)
+        self._apprise = apprise.Apprise()
+        with _quiet_apprise():  # its parse errors (which quote the URL) are ours to report
+            try:
+                accepted = bool(self._apprise.add(url))
+            except Exception as exc:
+                log.debug("apprise could not parse channel %r: %s", name, exc)  # masked by logs
+                accepted = False
+        if not accepted or len(self._apprise) != 1:
+            raise DeliveryError(
+                f"channel {name!r}: invalid {self.scheme}:// URL: apprise does not accept it "
+                "(a missing or invalid part; see https://github.com/caronc/apprise/wiki for "
+                "this service's URL format; the full URL is not shown because it may contain "
+                "secrets)", retryable=False)
 
         self._pagerduty = _PagerDutyKeys.attach(self._apprise, url)
 
@@ -165,7 +182,7 @@ class AppriseNotifier:
                 body_format=apprise.NotifyFormat.TEXT)
         except Exception as exc:
             raise DeliveryError(
-                mask(f"channel {self.name!r}: apprise raised {type(exc).__name__}: {exc}"),
+                f"channel {self.name!r}: apprise raised {type(exc).__name__}: {exc}",
                 retryable=True) from exc
         try:
             _check(self.name, self.scheme, result)
@@ -173,6 +190,40 @@ class AppriseNotifier:
             close = getattr(result, "close", None)
             if callable(close):
                 close()
+
+
+_URL_SHAPE = re.compile(r"^[a-z][a-z0-9+.-]*://\S*$", re.IGNORECASE)
+
+
+@functools.cache
+def _known_schemes() -> frozenset[str]:
+    """Every scheme a channel URL may have: ours and each apprise plugin's."""
+    from apprise import manager_plugins
+
+    manager: Any = manager_plugins.NotificationManager()  # type: ignore[no-untyped-call]
+    ours = {CONSOLE_SCHEME, JSONL_SCHEME, *(f"{s}://" for s in WEBHOOK_SCHEMES)}
+    return frozenset({s.split(":", 1)[0] for s in ours} | set(manager.schemas()))
+
+
+class _DropRecords(logging.Filter):
+    def __init__(self, thread: int) -> None:
+        super().__init__()
+        self.thread = thread
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
+
+
+@contextlib.contextmanager
+def _quiet_apprise() -> Iterator[None]:
+    """Drop apprise's log records from this thread while it parses a URL."""
+    logger = logging.getLogger("apprise")
+    dropper = _DropRecords(threading.get_ident())
+    logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropper)
 
 
 class _PagerDutyKeys:
@@ -220,13 +271,13 @@ def _check(name: str, scheme: str, result: Any) -> None:
         return
     detail = _failure_detail(result)
     what = status_name.lower() if isinstance(status_name, str) else "failure"
-    raise DeliveryError(
-        mask(f"channel {name!r}: {scheme}:// delivery failed ({what})"
-             + (f": {detail}" if detail else "")), retryable=True)
+    raise DeliveryError(f"channel {name!r}: {scheme}:// delivery failed ({what})"
+                        + (f": {detail}" if detail else ""), retryable=True)
 
 
 def _failure_detail(result: Any) -> str:
-    """The last warning/error apprise captured for this call, if any (masked later)."""
+    """The last warning/error apprise captured for this call, if any (DeliveryError
+    masks it)."""
     logs = getattr(result, "logs", None)
     if not callable(logs):
         return ""

@@ -9,10 +9,19 @@ lose it. The worker:
   wait too, so a pager never sees "all clear" before the alert it clears.
   The rule comes from the store, so it also holds across restarts;
 * on a retryable failure reschedules the item after an exponential backoff with
-  full jitter (``uniform(0, min(max_backoff, backoff * 2**(failures-1)))``);
-* after ``max_attempts`` failures, or at once on a non-retryable error, marks
-  the item dead and, when the channel has a ``fallback``, queues the same alert
-  on the fallback channel (at most once per alert and channel);
+  full jitter (``uniform(0, min(max_backoff, backoff * 2**(failures-1)))``), for
+  as long as the channel's ``retry_for`` (default 24 h) from the item's first
+  failure: the last retry is at that horizon, so an outage the channel recovers
+  from within ``retry_for`` loses nothing. An item held back behind a failing one
+  counts its horizon from when it was first held back (it waits on the same
+  outage), so a long outage does not make a backlog wait ``retry_for`` per item;
+* past the horizon, or at once on a non-retryable error, marks the item dead and,
+  when the channel has a ``fallback``, queues the same alert on the fallback
+  channel (at most once per alert and channel); otherwise (no fallback, or the
+  alert already went dead there) calls ``on_dead`` - the daemon tells the admin
+  channels. Dead items stay in the store: ``brand-monitor outbox list --status
+  dead`` lists them, ``outbox retry`` (or ``POST /outbox/{id}/retry``) re-queues
+  them with a fresh horizon;
 * delivers different channels concurrently, so one slow service does not hold
   up the others.
 
@@ -27,7 +36,7 @@ import contextlib
 import enum
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from monitor.clock import Clock
@@ -56,8 +65,10 @@ class Outcome(enum.Enum):
 class OutboxWorker:
     def __init__(self, store: SqliteStore, notifiers: Mapping[str, Notifier],
                  channels: Mapping[str, ChannelConfig], clock: Clock, metrics: Metrics,
-                 rng: random.Random | None = None, *, send_timeout: float = 60.0) -> None:
+                 rng: random.Random | None = None, *, send_timeout: float = 60.0,
+                 on_dead: Callable[[OutboxItem, str], None] | None = None) -> None:
         self.store = store
+        self.on_dead = on_dead  # (item, masked error) of a dead item no fallback carries
         self.notifiers = notifiers
         self.channels = channels
         self.clock = clock
@@ -121,19 +132,24 @@ class OutboxWorker:
         """
         runs: dict[str, list[OutboxItem]] = {}
         stopped = set(stalled)
-        heads: dict[str, int] = {}
+        heads: dict[str, OutboxItem] = {}
         blocked: dict[str, int] = {}
+        behind_failure: list[int] = []  # due, but held behind an item that failed
         for item in self.store.due(_FAR_FUTURE, limit=SCAN_LIMIT):
             channel = item.channel
-            heads.setdefault(channel, item.id)
+            head = heads.setdefault(channel, item)
             if channel in stopped:
                 if item.id in due:
-                    blocked[channel] = heads[channel]
+                    blocked[channel] = head.id
+                    if head.first_failed_at is not None and item.first_failed_at is None:
+                        behind_failure.append(item.id)
                 continue
             if item.id not in due:
                 stopped.add(channel)
                 continue
             runs.setdefault(channel, []).append(item)
+        if behind_failure:  # their retry horizon runs from now: they wait on the outage
+            self.store.mark_waiting(behind_failure, self.clock.now())
         return runs, blocked
 
     async def _deliver_run(self, items: Sequence[OutboxItem]) -> tuple[int, bool]:
@@ -173,16 +189,22 @@ class OutboxWorker:
             return Outcome.SENT
         error = mask(error)
         policy = self.policy(channel)
+        now = self.clock.now()
         failures = item.attempts + 1
-        if not retryable or failures >= policy.max_attempts:
-            why = "not retryable" if not retryable else f"{failures} attempts"
+        first = item.first_failed_at or now
+        horizon = first + policy.retry_for
+        if not retryable or now >= horizon:
+            why = ("not retryable" if not retryable else
+                   f"{failures} attempts over {_span(now - first)}, retry_for "
+                   f"{_span(policy.retry_for)}")
             return self._dead(item, error, fallback=policy.fallback, why=why)
-        retry_at = self.clock.now() + self.retry_delay(policy, failures)
-        self.store.mark_failed(item.id, error, retry_at)
+        retry_at = min(now + self.retry_delay(policy, failures), horizon)
+        self.store.mark_failed(item.id, error, retry_at, now)
         self._held[channel] = (item.id, retry_at)
         self.metrics.deliveries.labels(channel, Outcome.RETRY.value).inc()
-        log.warning("delivery of alert %s to %s failed (attempt %d/%d), retrying at %s: %s",
-                    alert.id, channel, failures, policy.max_attempts,
+        log.warning("delivery of alert %s to %s failed (attempt %d, retrying until %s), "
+                    "next try at %s: %s", alert.id, channel, failures,
+                    horizon.isoformat(timespec="seconds"),
                     retry_at.isoformat(timespec="seconds"), error)
         return Outcome.RETRY
 
@@ -190,17 +212,27 @@ class OutboxWorker:
               why: str = "") -> Outcome:
         channel, alert = item.channel, item.alert
         error = mask(error)
-        self.store.mark_failed(item.id, error, None)
+        self.store.mark_failed(item.id, error, None, self.clock.now())
         self._held.pop(channel, None)
         self.metrics.deliveries.labels(channel, Outcome.DEAD.value).inc()
         reason = f" ({why})" if why else ""
         if fallback and fallback != channel:
-            self.store.enqueue(alert.id, fallback, self.clock.now())
-            log.error("gave up delivering alert %s to %s%s: %s; queued on fallback channel %s",
-                      alert.id, channel, reason, error, fallback)
-        else:
-            log.error("gave up delivering alert %s to %s%s: %s", alert.id, channel, reason,
-                      error)
+            if self.store.enqueue(alert.id, fallback, self.clock.now()):
+                log.error("gave up delivering alert %s to %s%s: %s; queued on fallback "
+                          "channel %s", alert.id, channel, reason, error, fallback)
+                return Outcome.DEAD
+            if self.store.outbox_status(alert.id, fallback) in ("pending", "sent"):
+                log.error("gave up delivering alert %s to %s%s: %s; it is already on "
+                          "fallback channel %s", alert.id, channel, reason, error, fallback)
+                return Outcome.DEAD
+        log.error("gave up delivering alert %s to %s%s: %s (kept as dead letter %d: "
+                  "brand-monitor outbox retry %d)", alert.id, channel, reason, error, item.id,
+                  item.id)
+        if self.on_dead is not None:
+            try:
+                self.on_dead(item, f"{error}{reason}")
+            except Exception:  # telling the admins must not stop the outbox
+                log.exception("could not report dead letter %d", item.id)
         return Outcome.DEAD
 
     # -- loop -----------------------------------------------------------------
@@ -260,6 +292,18 @@ class OutboxWorker:
         counts = self.store.outbox_counts()
         for status in {*_STATUSES, *counts}:
             self.metrics.outbox.labels(status).set(counts.get(status, 0))
+
+
+def _span(delta: timedelta) -> str:
+    """``1d 2h``, ``3h 5m``, ``40s``: a duration for people."""
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v]
+    if not parts or (secs and not days and not hours):
+        parts.append(f"{secs}s")
+    return " ".join(parts[:2])
 
 
 def backoff_ceiling(channel: ChannelConfig, failures: int) -> float:

@@ -36,8 +36,8 @@ Outcome: any 2xx is delivered. 408, 425, 429, 5xx, connection errors and
 timeouts raise ``DeliveryError(retryable=True)`` (the outbox backs off); any
 other status (other 4xx, and 3xx: redirects are not followed) raises
 ``DeliveryError(retryable=False)`` naming the status. Messages never carry the
-secret (it is registered for masking, and every message goes through
-``monitor.secrets.mask``).
+secret: it is registered with ``monitor.secrets``, whose ``mask`` every
+``DeliveryError`` message goes through.
 
 One short-lived ``aiohttp.ClientSession`` is used per send: alerts are rare, and
 the notifier then holds nothing that needs closing at shutdown.
@@ -59,7 +59,6 @@ import aiohttp
 from monitor import secrets
 from monitor.errors import DeliveryError
 from monitor.model import Alert
-from monitor.secrets import mask
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +93,8 @@ class WebhookNotifier:
         self.name = name
         self.url = url          # http(s)://..., without the secret
         self._secret = secret.encode("utf-8") if secret else None
+        if secret:
+            secrets.register(secret)  # masked in every message (monitor.secrets)
         self.timeout = timeout
         self._ssl = ssl
         self._now = now
@@ -130,12 +131,10 @@ class WebhookNotifier:
             raise DeliveryError(f"channel {name!r}: {scheme}:// URL has more than one "
                                 f"{SECRET_PARAM}= parameter", retryable=False)
         secret = found[0] if found else None
-        if secret is not None:
-            if not secret:
-                raise DeliveryError(f"channel {name!r}: {scheme}:// URL has an empty "
-                                    f"{SECRET_PARAM}= (write {SECRET_PARAM}=${{ENV_VAR}})",
-                                    retryable=False)
-            secrets.register(secret)  # the config registers the whole URL, not the value
+        if secret is not None and not secret:
+            raise DeliveryError(f"channel {name!r}: {scheme}:// URL has an empty "
+                                f"{SECRET_PARAM}= (write {SECRET_PARAM}=${{ENV_VAR}})",
+                                retryable=False)
         rest = urlencode([(k, v) for k, v in query if k != SECRET_PARAM])
         target = urlunsplit((WEBHOOK_SCHEMES[scheme], parts.netloc, parts.path or "/", rest, ""))
         return cls(name, target, secret=secret, timeout=timeout, ssl=ssl)
@@ -179,10 +178,9 @@ class WebhookNotifier:
         raise self._error(what + (f": {detail}" if detail else ""), retryable)
 
     def _error(self, what: str, retryable: bool) -> DeliveryError:
-        text = f"channel {self.name!r}: webhook {self.shown} failed: {what}"
-        if self._secret is not None:
-            text = text.replace(self._secret.decode("utf-8"), secrets.MASK)
-        return DeliveryError(mask(text), retryable=retryable)
+        # DeliveryError masks its message: the URL's secrets and the signing secret
+        return DeliveryError(f"channel {self.name!r}: webhook {self.shown} failed: {what}",
+                             retryable=retryable)
 
 
 async def _detail(response: aiohttp.ClientResponse) -> str:

@@ -97,7 +97,12 @@ def _v2(db: sqlite3.Connection) -> None:
                "(SELECT coalesce(max(seq), 0) FROM posts))")
 
 
-STEPS: tuple[Step, ...] = (_v1, _v2)
+def _v3(db: sqlite3.Connection) -> None:
+    # the outbox retries for a time horizon counted from the first failure
+    db.execute("ALTER TABLE outbox ADD COLUMN first_failed_at REAL")
+
+
+STEPS: tuple[Step, ...] = (_v1, _v2, _v3)
 LATEST = len(STEPS)
 
 

@@ -58,6 +58,11 @@ class OutboxItem:
     alert: Alert
     channel: str
     attempts: int
+    first_failed_at: datetime | None = None  # start of the current run of failures
+
+
+_OUTBOX_COLUMNS = ("id", "alert_id", "channel", "status", "attempts", "next_attempt",
+                   "last_error", "created_at", "sent_at", "first_failed_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,10 +266,13 @@ class SqliteStore:
                          (not_before or {}).get(channel))
 
     def enqueue(self, alert_id: str, channel: str, now: datetime,
-                not_before: datetime | None = None) -> None:
-        self._execute("INSERT OR IGNORE INTO outbox (alert_id, channel, next_attempt, created_at)"
-                      " VALUES (?,?,?,?)",
-                      (alert_id, channel, _ts(not_before) if not_before else 0.0, _ts(now)))
+                not_before: datetime | None = None) -> bool:
+        """Queue an alert on a channel; False when it was queued there before."""
+        cur = self._execute(
+            "INSERT OR IGNORE INTO outbox (alert_id, channel, next_attempt, created_at)"
+            " VALUES (?,?,?,?)",
+            (alert_id, channel, _ts(not_before) if not_before else 0.0, _ts(now)))
+        return cur.rowcount == 1
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         """Run one statement (for modules that keep their own tables, e.g. lifecycle)."""
@@ -298,10 +306,11 @@ class SqliteStore:
     # outbox ----------------------------------------------------------------
     def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         rows = self._execute(
-            "SELECT o.id, o.channel, o.attempts, a.* FROM outbox o JOIN alerts a "
-            "ON a.id = o.alert_id WHERE o.status='pending' AND o.next_attempt<=? "
+            "SELECT o.id, o.channel, o.attempts, o.first_failed_at, a.* FROM outbox o "
+            "JOIN alerts a ON a.id = o.alert_id WHERE o.status='pending' AND o.next_attempt<=? "
             "ORDER BY o.id LIMIT ?", (_ts(now), limit)).fetchall()
-        return [OutboxItem(r[0], _alert(r[3:]), r[1], r[2]) for r in rows]
+        return [OutboxItem(r[0], _alert(r[4:]), r[1], r[2], None if r[3] is None else _dt(r[3]))
+                for r in rows]
 
     def next_due(self) -> datetime | None:
         row = self._execute("SELECT min(next_attempt) FROM outbox WHERE status='pending'"
@@ -312,14 +321,67 @@ class SqliteStore:
         self._execute("UPDATE outbox SET status='sent', sent_at=?, attempts=attempts+1 "
                       "WHERE id=?", (_ts(now), item_id))
 
-    def mark_failed(self, item_id: int, error: str, retry_at: datetime | None) -> None:
-        """Record a failed attempt; ``retry_at`` None means give up (dead letter)."""
+    def mark_failed(self, item_id: int, error: str, retry_at: datetime | None,
+                    failed_at: datetime | None = None) -> None:
+        """Record a failed attempt; ``retry_at`` None means give up (dead letter).
+        ``failed_at`` starts the item's run of failures unless one is running."""
+        first = None if failed_at is None else _ts(failed_at)
         if retry_at is None:
-            self._execute("UPDATE outbox SET status='dead', attempts=attempts+1, last_error=? "
-                          "WHERE id=?", (error, item_id))
+            self._execute("UPDATE outbox SET status='dead', attempts=attempts+1, last_error=?, "
+                          "first_failed_at=coalesce(first_failed_at, ?) WHERE id=?",
+                          (error, first, item_id))
         else:
-            self._execute("UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt=? "
-                          "WHERE id=?", (error, _ts(retry_at), item_id))
+            self._execute("UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt=?, "
+                          "first_failed_at=coalesce(first_failed_at, ?) WHERE id=?",
+                          (error, _ts(retry_at), first, item_id))
+
+    def outbox_items(self, *, status: str | None = None, channel: str | None = None,
+                     limit: int = 100) -> list[dict[str, Any]]:
+        """Outbox rows, newest first, as JSON-ready dicts (times ISO-8601) with the
+        alert's rule, brand and title."""
+        where, params = [], []
+        for column, value in (("o.status", status), ("o.channel", channel)):
+            if value is not None:
+                where.append(f"{column}=?")
+                params.append(value)
+        sql = _OUTBOX_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._execute(sql + " ORDER BY o.id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [_outbox_row(row) for row in rows]
+
+    def outbox_status(self, alert_id: str, channel: str) -> str | None:
+        """The status of an alert's item on a channel, None when never queued there."""
+        row = self._execute("SELECT status FROM outbox WHERE alert_id=? AND channel=?",
+                            (alert_id, channel)).fetchone()
+        return None if row is None else str(row[0])
+
+    def outbox_item(self, item_id: int) -> dict[str, Any] | None:
+        """One outbox row as :meth:`outbox_items` gives it, or None."""
+        row = self._execute(_OUTBOX_SELECT + " WHERE o.id=?", (item_id,)).fetchone()
+        return None if row is None else _outbox_row(row)
+
+    def retry_dead(self, ids: Sequence[int] | None) -> list[int]:
+        """Queue dead outbox items (``ids``, or every dead item when None) for delivery
+        at once, with a fresh retry horizon; return the ids re-queued."""
+        with self.transaction():
+            if ids is None:
+                found = [int(r[0]) for r in self._execute(
+                    "SELECT id FROM outbox WHERE status='dead' ORDER BY id").fetchall()]
+            else:
+                found = [i for i in ids if self._execute(
+                    "SELECT 1 FROM outbox WHERE id=? AND status='dead'", (i,)).fetchone()]
+            for item_id in found:
+                self._execute("UPDATE outbox SET status='pending', next_attempt=0, "
+                              "first_failed_at=NULL WHERE id=?", (item_id,))
+        return found
+
+    def mark_waiting(self, item_ids: Sequence[int], since: datetime) -> None:
+        """Pending items held back behind a failing one: their run of failures (and
+        retry horizon) starts at ``since`` unless it has started already."""
+        with self.transaction():
+            for item_id in item_ids:
+                self._execute("UPDATE outbox SET first_failed_at=? WHERE id=? AND "
+                              "status='pending' AND first_failed_at IS NULL",
+                              (_ts(since), item_id))
 
     def outbox_counts(self) -> dict[str, int]:
         rows = self._execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
@@ -392,6 +454,20 @@ def _stored(r: Sequence[Any]) -> StoredPost:
                 author=Author(id=r[6], handle=r[7], followers=r[8]), text=r[9], url=r[10],
                 lang=r[11], client=r[12])
     return StoredPost(post, r[4], r[14], r[15], r[0], _dt(r[16]))
+
+
+_OUTBOX_SELECT = ("SELECT o.id, o.alert_id, o.channel, o.status, o.attempts, o.next_attempt, "
+                  "o.last_error, o.created_at, o.sent_at, o.first_failed_at, a.rule, a.brand, "
+                  "a.title FROM outbox o LEFT JOIN alerts a ON a.id = o.alert_id")
+
+
+def _outbox_row(row: Sequence[Any]) -> dict[str, Any]:
+    item = dict(zip(_OUTBOX_COLUMNS, row[:10], strict=True))
+    for key in ("next_attempt", "created_at", "sent_at", "first_failed_at"):
+        if item[key] is not None:
+            item[key] = _dt(item[key]).isoformat()
+    item.update(rule=row[10], brand=row[11], title=row[12])
+    return item
 
 
 def _alert(row: Sequence[Any]) -> Alert:

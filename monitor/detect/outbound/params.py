@@ -82,10 +82,10 @@ class OutboundParams:
     min_severity: Severity = "warning"  # signals below this are not raised
 
     def problems(self) -> list[tuple[str, str]]:
-        for pattern in self.blocked_patterns:
+        for index, pattern in enumerate(self.blocked_patterns):
             message = saferegex.problem(pattern)
-            if message:
-                return [("blocked_patterns", message)]
+            if message:  # named by item, so the error points at the pattern's own line
+                return [(f"blocked_patterns[{index}]", message)]
         known = check_names()
         unknown = sorted(set(self.checks) - set(known))
         if unknown:
