@@ -11,7 +11,6 @@ few off-message). Everything is seeded: the same arguments give the same file.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import random
 import re
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 TWEETS = ROOT.parent / "shared" / "data" / "airline-dev" / "tweets_dev.csv"
@@ -76,9 +77,10 @@ def _times(work: Workload, rng: random.Random) -> list[float]:
     storm_share = 0.06
     base_n = int(work.posts * (1 - storm_share))
     times: list[float] = []
+    uniform, random_ = rng.uniform, rng.random
     while len(times) < base_n:  # thinning against the daily rhythm
-        t = rng.uniform(0, span)
-        if rng.random() < _rate(t):
+        t = uniform(0, span)
+        if random_() < _rate(t):
             times.append(t)
     weights = [mult for _, mult in storms]
     total = sum(weights)
@@ -121,19 +123,20 @@ def posts(work: Workload, texts: list[str]) -> Iterator[dict[str, object]]:
 
 def write(work: Workload, path: Path, texts: list[str] | None = None) -> Path:
     texts = texts if texts is not None else load_texts()
-    with path.open("w", encoding="utf-8") as handle:
+    with path.open("wb") as handle:
         for post in posts(work, texts):
-            handle.write(json.dumps(post, separators=(",", ":")) + "\n")
+            handle.write(orjson.dumps(post) + b"\n")
     return path
 
 
-def config_text(brands: int, rules_dir: Path, state_dir: Path) -> str:
-    """A config.yaml for the bench: ``brands`` brands (the first three are real
-    airlines the posts talk about, the rest are distinct names that never match)."""
+def config_text(brands: int, rules_dir: Path, state_dir: Path, *, real: int = 3,
+                extra: str = "", channels: str = "") -> str:
+    """A config.yaml for the bench: ``brands`` brands, of which the first ``real`` are
+    airlines the posts talk about and the rest distinct names that never match."""
     lines = [f"state_dir: {state_dir}", f"rules_dir: {rules_dir}", "log_level: WARNING",
              "brands:"]
     for i in range(brands):
-        if i < len(AIRLINES):
+        if i < real:
             name, handle = AIRLINES[i]
             keyword = name.lower()
         else:
@@ -142,8 +145,8 @@ def config_text(brands: int, rules_dir: Path, state_dir: Path) -> str:
                   f"    keywords: [\"{keyword}\"]"]
     lines += ["channels:", "  - {name: console, url: \"console://\"}",
               "  - {name: alerts-file, url: \"jsonl://alerts.jsonl\"}",
-              "  - {name: security, url: \"jsonl://security.jsonl\"}",
-              "admin_channels: [console]", "http: {enabled: false}",
+              channels or "  - {name: security, url: \"jsonl://security.jsonl\"}",
+              "admin_channels: [console]", extra or "http: {enabled: false}",
               f"sentiment: {{packs: [customer-service], lexicon_dir: {rules_dir / 'lexicons'}}}"]
     return "\n".join(lines) + "\n"
 

@@ -26,7 +26,7 @@ from monitor.config.loader import load_config, load_rules
 from monitor.config.schema import Config
 from monitor.detect.outbound.folder import default_validity, folder_specs, watch_folders
 from monitor.detect.outbound.runtime import OutboundRuntime
-from monitor.engine import Engine, state_path
+from monitor.engine import CheckpointPolicy, Engine, state_path
 from monitor.enrich.enricher import Enrichment
 from monitor.enrich.pool import EnrichPool, workers_for
 from monitor.errors import BrandMonitorError, ConfigError, StoreError
@@ -67,7 +67,10 @@ class Daemon:
         demo = next((s for s in self.config.sources if s.type == "demo" and s.enabled), None)
         if demo is not None:
             self.clock = demo_clock(demo, self.store)
-        self.engine = Engine(self.config, self.rules, self.store, self.clock, self.metrics)
+        policy = CheckpointPolicy(every_posts=self.config.checkpoint_posts,
+                                  every_seconds=self.config.checkpoint_every.total_seconds())
+        self.engine = Engine(self.config, self.rules, self.store, self.clock, self.metrics,
+                             checkpoints=policy)
         # outbound screen: watchlist and approved-posts ledger (the engine's detector
         # context, bound to the store), also served by the HTTP API
         self.outbound: OutboundRuntime = self.engine.context.outbound

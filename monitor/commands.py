@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import math
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +20,7 @@ from monitor.clock import ManualClock
 from monitor.config.loader import load_all
 from monitor.config.schema import Config, Rule, RuleSet
 from monitor.engine import CheckpointPolicy, Engine, build_analyzer
+from monitor.enrich.pool import enrich_batch, fields, new_executor, workers_for
 from monitor.errors import BrandMonitorError, ConfigError, PostError
 from monitor.metrics import Metrics
 from monitor.model import Alert, Post
@@ -49,50 +53,90 @@ def check(config_path: Path) -> int:
 REPLAY_CHUNK = 2000
 
 
+def _chunks(posts_path: Path, malformed: list[int]) -> Iterator[list[Post]]:
+    chunk: list[Post] = []
+    for item in _read_posts(posts_path):
+        if isinstance(item, PostError):
+            malformed[0] += 1
+            sys.stderr.write(f"skipped: {item}\n")
+            continue
+        chunk.append(item)
+        if len(chunk) >= REPLAY_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
-    """Full pipeline in event time on a scratch store; alerts as JSONL."""
+    """Full pipeline in event time on a scratch store; alerts as JSONL.
+
+    With an enrichment worker (``enrich_workers``, one by default on a machine with two
+    cores), chunk *n+1* is enriched in the worker while the engine runs chunk *n*.
+    """
     config, rules = load_all(config_path)
     _readable_file(posts_path, "replay reads one JSONL file of posts")
     out: IO[str] = alerts_out.open("w", encoding="utf-8") if alerts_out else sys.stdout
-    malformed = processed = 0
+    malformed = [0]
+    processed = 0
     alerts: list[Alert] = []
-    with tempfile.TemporaryDirectory(prefix="brand-monitor-replay-") as tmp:
+    workers = workers_for(config.enrich_workers)
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="brand-monitor-replay-"))
         store = SqliteStore(Path(tmp) / "replay.db")
+        stack.callback(store.close)
         clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
         # a scratch store is never recovered: no checkpoint until the end
         engine = Engine(config, rules, store, clock, Metrics(),
                         checkpoints=CheckpointPolicy(every_posts=1 << 62, every_seconds=1e18))
         engine.on_alerts = alerts.extend
+        if alerts_out:
+            stack.callback(out.close)
 
         def flush() -> None:
             for alert in alerts:
                 out.write(json.dumps(alert.to_json(), default=str) + "\n")
             alerts.clear()
 
-        chunk: list[Post] = []
-        try:
-            for item in _read_posts(posts_path):
-                if isinstance(item, PostError):
-                    malformed += 1
-                    sys.stderr.write(f"skipped: {item}\n")
-                    continue
-                chunk.append(item)
-                if len(chunk) >= REPLAY_CHUNK:
-                    engine.process_events(chunk, clock, TICK)
-                    processed += len(chunk)
-                    chunk.clear()
-                    flush()
-            if chunk:
+        chunks = _chunks(posts_path, malformed)
+        progress = Progress("replaying", "posts")
+        started = time.perf_counter()
+        if workers:
+            pool = stack.enter_context(new_executor(config, workers))
+            pending = [(c, pool.submit(enrich_batch, fields(c)))
+                       for c in itertools.islice(chunks, workers + 1)]
+            while pending:
+                chunk, future = pending.pop(0)
+                nxt = next(chunks, None)
+                if nxt is not None:  # keep the worker busy while the engine runs
+                    pending.append((nxt, pool.submit(enrich_batch, fields(nxt))))
+                engine.process_events(chunk, clock, TICK, future.result())
+                processed += len(chunk)
+                progress.update(processed)
+                flush()
+        else:
+            for chunk in chunks:
                 engine.process_events(chunk, clock, TICK)
                 processed += len(chunk)
-            if processed:  # let the last buckets close
-                engine.tick(clock.now() + timedelta(days=1))
-            flush()
-        finally:
-            store.close()
-            if alerts_out:
-                out.close()
-    sys.stderr.write(f"replayed {processed} post(s), skipped {malformed} malformed\n")
+                progress.update(processed)
+                flush()
+        if processed:  # let the last buckets close
+            engine.tick(clock.now() + timedelta(days=1))
+        flush()
+        elapsed = time.perf_counter() - started
+        progress.done()
+        engine.checkpoint(force=True)
+        size = sum(f.stat().st_size for f in Path(tmp).glob("replay.db*"))
+        metrics = engine.metrics
+        unmatched = _total(metrics.unmatched)
+        raised = _by_label(metrics.alerts, "rule")
+    rate = processed / elapsed if elapsed > 0 else 0.0
+    by_rule = ", ".join(f"{rule} {n}" for rule, n in sorted(raised.items())) or "none"
+    sys.stderr.write(
+        f"replayed {processed} post(s) in {elapsed:.1f}s ({rate:,.0f} posts/s): "
+        f"{sum(raised.values())} alert(s) ({by_rule}); {unmatched} matched no brand; "
+        f"skipped {malformed[0]} malformed; store {size / max(processed, 1):,.0f} "
+        f"bytes/post\n")
     return 0
 
 
@@ -129,6 +173,42 @@ def _read_posts(path: Path) -> Iterator[Post | PostError]:
                                 "reads JSONL posts") from None
     except OSError as exc:
         raise BrandMonitorError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _total(counter: Any) -> int:
+    return int(sum(s.value for m in counter.collect() for s in m.samples
+                   if s.name.endswith("_total")))
+
+
+def _by_label(counter: Any, label: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                key = sample.labels[label]
+                out[key] = out.get(key, 0) + int(sample.value)
+    return out
+
+
+class Progress:
+    """A one-line progress report on a terminal (nothing when stderr is not one)."""
+
+    def __init__(self, what: str, unit: str) -> None:
+        self.what, self.unit = what, unit
+        self.on = sys.stderr.isatty()
+        self.started = self.shown = time.perf_counter()
+
+    def update(self, count: int) -> None:
+        now = time.perf_counter()
+        if self.on and now - self.shown >= 0.5:
+            self.shown = now
+            rate = count / max(now - self.started, 1e-9)
+            sys.stderr.write(f"\r{self.what}: {count:,} {self.unit} ({rate:,.0f}/s)\x1b[K")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.on:
+            sys.stderr.write("\r\x1b[K")
 
 
 def volume_rule(rules: RuleSet, name: str | None) -> Rule:

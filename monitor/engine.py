@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from monitor import plugins
 from monitor.aggregates import AggregateBuffer
@@ -100,6 +101,7 @@ class Engine:
         self._since_checkpoint = 0
         self._checkpoint_at = time.monotonic()
         self._last_event_tick: datetime | None = None
+        self._children: dict[tuple[str, ...], Any] = {}
         #: problems found with stored state (the daemon sends them to the admins)
         self.problems: list[str] = []
         self._build_detectors(rules, {})
@@ -266,39 +268,54 @@ class Engine:
         self._recover_if_needed()
         outcomes: list[Outcome] = []
         alerts: list[Alert] = []
+        started = time.perf_counter()
         try:
             with self.store.transaction():
-                for i, post in enumerate(posts):
-                    started = time.perf_counter()
-                    e = enrichments[i] if enrichments is not None else None
-                    outcome = self._process(post, e)
+                for post, e, new in self._store(posts, enrichments):
+                    outcome = self._outcome(post, e, new)
                     outcomes.append(outcome)
                     alerts.extend(outcome.alerts)
-                    self.metrics.latency.observe(time.perf_counter() - started)
         except BaseException:
             self._rewind()  # whatever failed, the detectors must not keep what rolled back
             raise
+        if posts:
+            per_post = (time.perf_counter() - started) / len(posts)
+            for _ in posts:
+                self.metrics.latency.observe(per_post)
         self._after_commit(sum(o.accepted for o in outcomes))
         self._announce(alerts)
         return outcomes
 
-    def process_events(self, posts: Iterable[Post], clock: ManualClock,
-                       tick_every: timedelta) -> list[Alert]:
+    def _store(self, posts: Sequence[Post], enrichments: Sequence[Enrichment] | None
+               ) -> list[tuple[Post, Enrichment, bool]]:
+        """Enrich (unless done elsewhere) and store ``posts`` in one statement; each with
+        its enrichment and whether it is new (not a duplicate)."""
+        if enrichments is None:
+            enrichments = [self.enricher.enrich(p) for p in posts]
+        fresh = self.store.add_posts([(p, e.brand, e.compound, e.label)
+                                      for p, e in zip(posts, enrichments, strict=True)],
+                                     self.clock.now())
+        return list(zip(posts, enrichments, fresh, strict=True))
+
+    def process_events(self, posts: Sequence[Post], clock: ManualClock,
+                       tick_every: timedelta,
+                       enrichments: Sequence[Enrichment] | None = None) -> list[Alert]:
         """Replay: posts in event time with ``clock`` following them and a tick every
-        ``tick_every`` of event time, all in one transaction."""
+        ``tick_every`` of event time, all in one transaction (``enrichments``: one per
+        post, from a worker process, as in :meth:`process_batch`)."""
         self._recover_if_needed()
         alerts: list[Alert] = []
         last = self._last_event_tick
         count = 0
         try:
             with self.store.transaction():
-                for post in posts:
+                for post, e, new in self._stored_in_event_time(posts, enrichments, clock):
                     clock.set(post.created_at)
                     now = clock.now()
                     if last is None or now - last >= tick_every:
                         alerts += self._tick(now)
                         last = now
-                    outcome = self._process(post, None)
+                    outcome = self._outcome(post, e, new)
                     count += outcome.accepted
                     alerts.extend(outcome.alerts)
         except BaseException:
@@ -309,17 +326,41 @@ class Engine:
         self._announce(alerts)
         return alerts
 
-    def _process(self, post: Post, e: Enrichment | None) -> Outcome:
-        if e is None:
-            e = self.enricher.enrich(post)
-        if not self.store.add_post(post, e.brand, e.compound, e.label, self.clock.now()):
-            self.metrics.duplicates.labels(post.source).inc()
+    def _stored_in_event_time(self, posts: Sequence[Post],
+                              enrichments: Sequence[Enrichment] | None, clock: ManualClock
+                              ) -> list[tuple[Post, Enrichment, bool]]:
+        """Store a replay chunk in one statement, each post received at the time the
+        event clock will show when it is processed."""
+        if enrichments is None:
+            enrichments = [self.enricher.enrich(p) for p in posts]
+        times: list[datetime] = []
+        now = clock.now()
+        for p in posts:  # the clock only moves forward
+            now = max(now, p.created_at)
+            times.append(now)
+        fresh = self.store.add_posts([(p, e.brand, e.compound, e.label)
+                                      for p, e in zip(posts, enrichments, strict=True)], times)
+        return list(zip(posts, enrichments, fresh, strict=True))
+
+    def _outcome(self, post: Post, e: Enrichment, new: bool) -> Outcome:
+        """Metrics, detection and routing of a post that ``_store`` has handled."""
+        if not new:
+            self._count("duplicates", post.source)
             return Outcome(False)
-        self.metrics.posts.labels(post.source, post.kind).inc()
+        self._count("posts", post.source, post.kind)
         if not e.brands:
-            self.metrics.unmatched.labels(post.source).inc()
+            self._count("unmatched", post.source)
             return Outcome(True)
         return Outcome(True, tuple(self._detect(post, e)))
+
+    def _count(self, metric: str, *labels: str) -> None:
+        """Increment a labelled counter of ``self.metrics`` (children cached: a
+        ``labels()`` lookup per post adds up)."""
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = getattr(self.metrics, metric).labels(*labels)
+        child.inc()
 
     def _detect(self, post: Post, e: Enrichment,
                 received_at: datetime | None = None) -> list[Alert]:

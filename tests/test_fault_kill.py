@@ -1,5 +1,7 @@
 """Fault test (issue 7): SIGKILL the real daemon at random moments of a replay, restart,
-and check at the receivers that every expected alert arrived exactly once.
+and check at the receivers that every expected alert arrived exactly once. The second
+scenario saves detector state only at start and stop, so every kill lands between
+checkpoints: recovery must replay all the posts stored since.
 
 The expected alerts come from an uninterrupted reference run of the same replay
 file. Delivery is at-least-once: a kill after a notifier's send went out but before
@@ -148,6 +150,10 @@ def test_sigkill_20_times_during_replay_every_alert_exactly_once(
                 "file": "jsonl://state/alerts.jsonl",
                 "hook": f"webhook://127.0.0.1:{hook.port}/webhook?secret=${{BM_HOOK_SECRET}}",
                 "legacy": f"json://127.0.0.1:{hook.port}/hook"})
+            if scenario == 1:  # no checkpoint but at start and stop: every kill lands
+                # between checkpoints and recovery replays everything stored since
+                with config.open("a") as handle:
+                    handle.write("checkpoint_every: 1000d\ncheckpoint_posts: 100000000\n")
             daemon = DaemonProcess(config, port, {"BM_HOOK_SECRET": secret})
             jsonl = tmp / "state" / "alerts.jsonl"
             try:

@@ -243,6 +243,10 @@ class Config:
     #: posts dated more than this after the clock are refused at /ingest (400), clamped
     #: or dropped by sources, and never reach a detector
     max_future: timedelta = timedelta(minutes=5)
+    #: detector state is saved every ``checkpoint_every`` or ``checkpoint_posts`` posts
+    #: (whichever first); a restart replays the posts stored since (see monitor.engine)
+    checkpoint_every: timedelta = timedelta(seconds=10)
+    checkpoint_posts: int = field(default=20_000, metadata={"min": 1})
     #: worker processes that enrich posts (brands, sentiment, intent) ahead of the
     #: engine; -1: one when the machine has two or more cores, 0: in the daemon itself
     enrich_workers: int = field(default=-1, metadata={"min": -1, "max": 8})

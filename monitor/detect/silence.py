@@ -107,6 +107,9 @@ class SilenceDetector(Detector):
         self._dirty = True
 
     def _advance(self, now: datetime) -> None:
+        hour = self.hour
+        if hour is not None and self.started is not None and hour <= now < hour + HOUR:
+            return  # still in the open hour (most calls)
         now = min(now, _LAST)
         if self.started is None:
             self.started = now

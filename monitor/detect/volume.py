@@ -29,6 +29,10 @@ from monitor.model import Signal
 #: nine mentions expected and none seen -- is a collection gap: those buckets are not
 #: learned as zeros.  A brand that is often silent keeps learning its silences.
 SILENT_LOG10P = -4.0
+#: In a storm the model is asked again once the running count has grown by 2% since it
+#: last said "not yet" (every post while counts are below 50): bounded work per bucket
+#: whatever the volume, and a firing at most 2% of the count late.
+ASK_GROWTH = 1.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,7 @@ class VolumeSpikeDetector(Detector):
         self.buckets = OpenBuckets(self.params.bucket, self.params.lateness,
                                    fill_gap=self.params.max_gap)
         self.alerting = False
+        self._asked: tuple[Bucket | None, int] = (None, 0)  # last evaluation: bucket, count
         self.silent = 0.0  # log10 probability of the current run of empty buckets
         self.recent = RecentTexts()
         self._dirty = False
@@ -122,6 +127,9 @@ class VolumeSpikeDetector(Detector):
         if (self.alerting or bucket.count < self.params.min_count
                 or len(bucket.authors) < self.params.min_authors):
             return signals  # cheap floors first: the model is only asked when it matters
+        if bucket is self._asked[0] and bucket.count < self._asked[1] * ASK_GROWTH:
+            return signals  # asked at a count within 2% of this one: the answer stands
+        self._asked = (bucket, bucket.count)
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=fraction)
         if verdict.active:
             self.alerting = True

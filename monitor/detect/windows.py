@@ -20,6 +20,8 @@ def bucket_start(when: datetime, size: timedelta) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
+
+
 _order = itertools.count()  # ties in reach: the earlier post stays (heap tiebreak)
 
 
@@ -92,6 +94,8 @@ class OpenBuckets:
         self.fill_gap = fill_gap
         self.current: Bucket | None = None
         self.prev: Bucket | None = None
+        # before this time, advance() has nothing to do (most ticks and posts)
+        self._quiet_until: datetime | None = None
 
     def _due(self, bucket: Bucket, watermark: datetime) -> bool:
         return bucket.start + self.size + self.lateness <= watermark
@@ -102,6 +106,20 @@ class OpenBuckets:
         current = self.current
         if current is None:
             return []
+        quiet = self._quiet_until
+        if quiet is not None and watermark < quiet:
+            return []
+        closed = self._advance(watermark)
+        assert self.current is not None
+        until = self.current.start + self.size  # the next bucket starts
+        if self.prev is not None:
+            until = min(until, self.prev.start + self.size + self.lateness)
+        self._quiet_until = until
+        return closed
+
+    def _advance(self, watermark: datetime) -> list[tuple[Bucket, datetime]]:
+        current = self.current
+        assert current is not None
         pending: list[Bucket] = []
         to = bucket_start(watermark, self.size)
         if to > current.start:
@@ -132,6 +150,7 @@ class OpenBuckets:
         start = bucket_start(when, self.size)
         if self.current is None:
             self.current = Bucket(start)
+            self._quiet_until = None
         closed = self.advance(when)
         if start == self.current.start:
             return closed, self.current
@@ -155,6 +174,7 @@ class OpenBuckets:
     def load_state(self, state: dict[str, object]) -> None:
         self.current = _empty_bucket(state.get("bucket"))
         self.prev = _empty_bucket(state.get("prev"))
+        self._quiet_until = None
 
 
 def _empty_bucket(start: object) -> Bucket | None:

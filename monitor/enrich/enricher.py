@@ -9,7 +9,7 @@ store) handles the previous batch. Its result is a small picklable value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from monitor.config.schema import Config
 from monitor.enrich import intent
@@ -25,9 +25,9 @@ def build_analyzer(config: Config) -> SentimentAnalyzer:
     return SentimentAnalyzer(packs, terms)
 
 
-@dataclass(frozen=True, slots=True)
-class Enrichment:
-    """What the stateless stage found out about one post."""
+class Enrichment(NamedTuple):
+    """What the stateless stage found out about one post (a tuple: it crosses the
+    process boundary by the thousand, and tuples pickle cheaply)."""
 
     brands: tuple[str, ...] = ()
     compound: float = 0.0

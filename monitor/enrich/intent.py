@@ -112,6 +112,11 @@ TRIGGERS: tuple[tuple[str, ...], ...] = (
     ("clos",), ("business", "money", "custom"), ("last time",),
 )
 _lower = fold
+# trigger -> the built-in patterns (by position) it opens
+_BY_TRIGGER: dict[str, tuple[int, ...]] = {}
+for _i, _triggers in enumerate(TRIGGERS):
+    for _t in _triggers:
+        _BY_TRIGGER[_t] = (*_BY_TRIGGER.get(_t, ()), _i)
 
 
 def phrase_patterns(tag: str, phrases: Iterable[str]) -> tuple[_Pattern, ...]:
@@ -149,8 +154,11 @@ def find(text: str, extra: Iterable[_Pattern] = (),
     """Every non-negated intent match in ``text``, first occurrence per pattern."""
     out: list[IntentMatch] = []
     low = _lower(text)
-    candidates = [p for p, triggers in zip(BUILTIN, TRIGGERS, strict=True)
-                  if any(t in low for t in triggers)]
+    opened: set[int] = set()
+    for trigger, positions in _BY_TRIGGER.items():
+        if trigger in low:
+            opened.update(positions)
+    candidates = [BUILTIN[i] for i in sorted(opened)]
     for pattern in (*candidates, *extra):
         for m in pattern.regex.finditer(text):
             if _negated(text, m.start()):

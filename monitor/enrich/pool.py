@@ -37,6 +37,26 @@ def _enrich(batch: list[Fields]) -> list[Enrichment]:
     return [_ENRICHER.enrich_fields(*fields) for fields in batch]
 
 
+def fields(posts: list[Post]) -> list[Fields]:
+    return [(p.kind, p.brand, p.author.handle, p.text) for p in posts]
+
+
+def enrich_batch(batch: list[Fields]) -> list[Enrichment]:
+    """In a worker started with :func:`start_worker`: enrich one batch."""
+    return _enrich(batch)
+
+
+def start_worker(config: Config) -> None:
+    """``initializer`` of a worker process (see :class:`EnrichPool`)."""
+    _start(config)
+
+
+def new_executor(config: Config, workers: int) -> ProcessPoolExecutor:
+    # spawn: a clean interpreter, nothing inherited from the caller's threads and loop
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start, initargs=(config,))
+
+
 def workers_for(setting: int) -> int:
     """``enrich_workers``: -1 (auto) means one worker when there are 2+ cores."""
     if setting >= 0:
@@ -51,9 +71,7 @@ class EnrichPool:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        # spawn: a clean interpreter, nothing inherited from the daemon's threads and loop
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start, initargs=(self.config,))
+        return new_executor(self.config, self.workers)
 
     async def start(self) -> None:
         """Start the worker now (imports and lexicons take a moment), not on the first
@@ -62,7 +80,7 @@ class EnrichPool:
 
     async def enrich(self, posts: list[Post]) -> list[Enrichment] | None:
         """Enrichments for ``posts``, or None when the worker failed (enrich inline)."""
-        batch: list[Fields] = [(p.kind, p.brand, p.author.handle, p.text) for p in posts]
+        batch = fields(posts)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, _enrich, batch)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
 
 from monitor.errors import PostError
 from monitor.model import Post
@@ -25,9 +26,9 @@ def read_posts(path: Path) -> Iterator[Post | PostError]:
             if not line.strip():
                 continue
             try:
-                yield Post.from_json(json.loads(line))
-            except json.JSONDecodeError as exc:
-                yield PostError(f"{path}:{number}: invalid JSON: {exc.msg}")
+                yield Post.from_json(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                yield PostError(f"{path}:{number}: invalid JSON: {exc}")
             except PostError as exc:
                 yield PostError(f"{path}:{number}: {exc}")
 

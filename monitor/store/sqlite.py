@@ -168,6 +168,57 @@ class SqliteStore:
             created if received_at is None else received_at.timestamp()))
         return cur.rowcount == 1
 
+    def add_posts(self, rows: Sequence[tuple[Post, str | None, float, str]],
+                  received_at: datetime | Sequence[datetime]) -> list[bool]:
+        """Store many posts at once (``(post, brand, compound, label)`` each, in order,
+        ``received_at`` the engine's time for all or for each); per row, False for a
+        duplicate (seen before, or earlier in ``rows``)."""
+        fresh: list[bool] = []
+        seen: set[tuple[str, str]] = set()
+        keys = [(p.source, p.id) for p, *_ in rows]
+        stored = self._existing(keys)
+        if isinstance(received_at, datetime):
+            times = [received_at.timestamp()] * len(rows)
+        else:
+            times = [t.timestamp() for t in received_at]
+        params = []
+        for (post, brand, compound, label), key, received in zip(rows, keys, times,
+                                                                  strict=True):
+            new = key not in stored and key not in seen
+            fresh.append(new)
+            if new:
+                seen.add(key)
+                author = post.author
+                created = post.created_at.timestamp()
+                params.append((post.source, post.id, post.kind, brand, created, author.id,
+                               author.handle, author.followers, post.text, post.url,
+                               post.lang, post.client, post.brand, compound, label,
+                               received))
+        if params:
+            try:
+                self._db.executemany(_INSERT_POST, params)
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise StoreBusy(f"state database {self.path}: {exc}") from exc
+                raise StoreError(f"state database {self.path}: {exc}") from exc
+            except (sqlite3.DatabaseError, OverflowError) as exc:
+                raise StoreError(f"state database {self.path}: {exc}") from exc
+        return fresh
+
+    def _existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (source, id) keys are stored already."""
+        found: set[tuple[str, str]] = set()
+        by_source: dict[str, list[str]] = {}
+        for source, post_id in keys:
+            by_source.setdefault(source, []).append(post_id)
+        for source, ids in by_source.items():
+            for i in range(0, len(ids), 500):  # SQLite caps bound parameters
+                part = ids[i:i + 500]
+                rows = self._execute(f"SELECT id FROM posts WHERE source=? AND id IN "
+                                     f"({','.join('?' * len(part))})", [source, *part])
+                found.update((source, r[0]) for r in rows)
+        return found
+
     def has_post(self, key: str) -> bool:
         source, _, post_id = key.partition(":")
         return self._execute("SELECT 1 FROM posts WHERE source=? AND id=?",
