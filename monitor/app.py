@@ -141,15 +141,20 @@ class Daemon:
             if since_prune >= PRUNE_SECONDS:
                 since_prune = 0.0
                 try:
-                    self.prune()
+                    await self.prune()
                 except StoreError as exc:
                     log.error("prune skipped: %s", exc)
 
-    def prune(self) -> None:
-        """Hourly: old posts and buckets, expired outbound items, and silences that
-        ended more than SILENCE_RETENTION ago."""
+    async def prune(self) -> None:
+        """Hourly: posts past ``storage.retention``, alerts past ``alert_retention``
+        (in short steps, yielding to the event loop between them), expired outbound
+        items, and silences that ended more than SILENCE_RETENTION ago."""
         now = self.clock.now()
-        self.engine.prune()
+        for step in self.engine.prune_steps():
+            more = True
+            while more:
+                more = step()
+                await asyncio.sleep(0)  # engine batches and HTTP between the steps
         self.outbound.prune(now)
         removed = self.engine.router.lifecycle.silences.prune(SILENCE_RETENTION, now)
         if removed:

@@ -411,8 +411,11 @@ class Engine:
         alerts += self.router.tick(now)  # escalation (monitor.route.lifecycle)
         return alerts
 
-    def prune(self) -> None:
-        self.store.prune(self.clock.now(), self.retention)
+    def prune_steps(self) -> list[Callable[[], bool]]:
+        """Retention (``storage.retention`` for posts, ``alert_retention`` for alerts)
+        in short steps: see SqliteStore.prune_steps."""
+        return self.store.prune_steps(self.clock.now(), self.retention,
+                                      self.config.storage.alert_retention)
 
     def _route(self, signals: Iterable[Signal], now: datetime) -> list[Alert]:
         return [a for s in signals if (a := self.router.route(s, now)) is not None]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,6 +66,10 @@ class Intake:
         self.batch = batch
         self.metrics = metrics
         self._items: collections.deque[_Item] = collections.deque()
+        # outbound posts (the brand's own: a hijack or a rogue post is a security
+        # incident) go ahead of the mentions of a storm; the two kinds touch different
+        # detectors, so their order relative to each other does not matter
+        self._urgent: collections.deque[_Item] = collections.deque()
         self._depth = 0
         self._ready = asyncio.Event()  # items waiting
         self._room = asyncio.Event()  # depth below capacity
@@ -80,7 +85,8 @@ class Intake:
 
     def lag(self) -> float:
         """Seconds the oldest waiting post has waited."""
-        return time.monotonic() - self._items[0].queued_at if self._items else 0.0
+        heads = [q[0].queued_at for q in (self._urgent, self._items) if q]
+        return time.monotonic() - min(heads) if heads else 0.0
 
     def offer(self, posts: list[Post]) -> asyncio.Future[list[bool]]:
         """Queue a whole batch (HTTP) or raise Backpressure; the future gets, per post,
@@ -91,9 +97,19 @@ class Intake:
             self.metrics.ingest_refused.inc()
             retry = max(1.0, min(60.0, (self._depth + len(posts)) / max(self._rate, 1.0)))
             raise Backpressure(retry, self._depth)
-        done: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
-        self._push(_Item(list(posts), time.monotonic(), done, "http"))
-        return done
+        loop = asyncio.get_running_loop()
+        urgent = [p for p in posts if p.kind == "outbound"]
+        if not urgent or len(urgent) == len(posts):
+            done: asyncio.Future[list[bool]] = loop.create_future()
+            self._push(_Item(list(posts), time.monotonic(), done, "http"), bool(urgent))
+            return done
+        # a mixed batch: outbound posts ahead, the answer in the request's order
+        first: asyncio.Future[list[bool]] = loop.create_future()
+        rest: asyncio.Future[list[bool]] = loop.create_future()
+        self._push(_Item(urgent, time.monotonic(), first, "http"), True)
+        self._push(_Item([p for p in posts if p.kind != "outbound"], time.monotonic(), rest,
+                         "http"), False)
+        return asyncio.ensure_future(_merged(posts, first, rest))
 
     async def put(self, post: Post) -> None:
         """Queue one post from a source, waiting while the queue is full."""
@@ -102,7 +118,9 @@ class Intake:
             while self._depth >= self.capacity:
                 self._room.clear()
                 await self._room.wait()
-        tail = self._items[-1] if self._items else None
+        urgent = post.kind == "outbound"
+        queue = self._urgent if urgent else self._items
+        tail = queue[-1] if queue else None
         if tail is not None and tail.done is None and tail.reserved == 0 and \
                 len(tail.posts) < self.batch:
             tail.posts.append(post)  # sources' posts travel in batches too
@@ -110,10 +128,10 @@ class Intake:
             self._gauges()
             self._ready.set()
             return
-        self._push(_Item([post], time.monotonic(), None, post.source))
+        self._push(_Item([post], time.monotonic(), None, post.source), urgent)
 
-    def _push(self, item: _Item) -> None:
-        self._items.append(item)
+    def _push(self, item: _Item, urgent: bool = False) -> None:
+        (self._urgent if urgent else self._items).append(item)
         self._depth += len(item.posts)
         self._gauges()
         self._ready.set()
@@ -129,7 +147,7 @@ class Intake:
         """Up to ``batch`` posts not yet handed out, oldest first, and their items."""
         posts: list[Post] = []
         parts: list[tuple[_Item, int]] = []
-        for item in self._items:
+        for item in itertools.chain(self._urgent, self._items):
             room = self.batch - len(posts)
             if room <= 0:
                 break
@@ -142,7 +160,7 @@ class Intake:
         return posts, parts
 
     def _unreserved(self) -> bool:
-        return bool(self._items) and self._items[-1].reserved < len(self._items[-1].posts)
+        return any(q and q[-1].reserved < len(q[-1].posts) for q in (self._urgent, self._items))
 
     def _settle(self, parts: list[tuple[_Item, int]], results: Sequence[bool]) -> None:
         offset = 0
@@ -151,23 +169,24 @@ class Intake:
             offset += n
             item.taken += n
             self._depth -= n
-        while self._items and self._items[0].taken >= len(self._items[0].posts):
-            item = self._items.popleft()
-            if item.done is not None and not item.done.done():
-                item.done.set_result(item.results)
+        for queue in (self._urgent, self._items):
+            while queue and queue[0].taken >= len(queue[0].posts):
+                item = queue.popleft()
+                if item.done is not None and not item.done.done():
+                    item.done.set_result(item.results)
         self._gauges()
 
     def drain(self, process: Callable[[list[Post]], list[bool]]) -> None:
         """Shutdown: store everything still queued, synchronously."""
-        for item in self._items:
+        for item in itertools.chain(self._urgent, self._items):
             item.reserved = item.taken  # anything handed out but unsettled goes again
-        while self._items:
+        while self._urgent or self._items:
             posts, parts = self._reserve()
             self._settle(parts, process(posts))
 
     def fail_pending(self, exc: BaseException) -> None:
         """Shutdown: tell the HTTP clients still waiting that their batch was not taken."""
-        for item in self._items:
+        for item in itertools.chain(self._urgent, self._items):
             if item.done is not None and not item.done.done():
                 item.done.set_exception(exc)
 
@@ -243,6 +262,14 @@ class Intake:
                 self.metrics.failed.labels(post.source).inc()
                 results.append(False)
         return results
+
+
+async def _merged(posts: list[Post], first: asyncio.Future[list[bool]],
+                  rest: asyncio.Future[list[bool]]) -> list[bool]:
+    """Results of a batch split into outbound posts (``first``) and the rest, in the
+    batch's order."""
+    a, b = iter(await first), iter(await rest)
+    return [next(a) if p.kind == "outbound" else next(b) for p in posts]
 
 
 async def cancel(task: asyncio.Task[None]) -> None:

@@ -224,3 +224,61 @@ def test_http_errors_are_json(tmp_path: Path) -> None:
     head, _, body = _Refuse._RESPONSE.partition(b"\r\n\r\n")
     assert json.loads(body)["error"].startswith("too many connections")
     assert f"Content-Length: {len(body)}".encode() in head
+
+
+async def test_outbound_posts_go_ahead_of_a_storm_and_answers_keep_request_order() -> None:
+    intake = Intake(10_000, Metrics(), batch=100)
+    storm = intake.offer(_posts(500))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    own = Post(id="own", source="t", kind="outbound", author=Author("b", "brand"), text="x",
+               created_at=at)
+    mixed = intake.offer([_posts(1, 900)[0], own, _posts(1, 901)[0]])
+    order: list[str] = []
+
+    def process(posts: list[Post], _: Any) -> list[bool]:
+        order.extend(p.id for p in posts)
+        return [p.id != "901" for p in posts]  # 901 "a duplicate"
+
+    task = asyncio.create_task(intake.run(process))
+    assert await asyncio.wait_for(mixed, 2) == [True, True, False]
+    assert await asyncio.wait_for(storm, 2) == [True] * 500
+    assert order[0] == "own"  # ahead of the 500 queued mentions
+    assert order.index("900") > order.index("499")  # mentions keep their order
+    task.cancel()
+
+
+def test_the_enrichment_worker_exits_when_its_daemon_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves no orphan: the worker process notices it was adopted and exits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.daemon import wait_for
+
+    code = ("import os, sys, time\n"
+            "from monitor.config.loader import load_config\n"
+            "from monitor.enrich.pool import new_executor, enrich_batch\n"
+            "pool = new_executor(load_config(__import__('pathlib').Path(sys.argv[1])), 1)\n"
+            "pool.submit(enrich_batch, []).result()\n"
+            "print(pool._processes and list(pool._processes)[0], flush=True)\n"
+            "time.sleep(60)\n")
+    from tests.conftest import write_project
+
+    config = write_project(tmp_path)
+    parent = subprocess.Popen([sys.executable, "-c", code, str(config)],
+                              stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    parent.stdout.close()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{worker}/stat") as handle:
+                return handle.read().split()[2] == "Z"  # a zombie has exited
+        except FileNotFoundError:
+            return True
+
+    wait_for(gone, 10, "the orphaned worker to exit")

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -349,13 +349,65 @@ async def test_sleep_after_a_pass_follows_the_next_due_time(store: SqliteStore) 
     await w.run_once()
     # a2 is overdue in the store but waits behind a1, whose retry time is known
     assert w.seconds_until_next() == 30.0
-    # after a restart that time is unknown: re-check the store after POLL, never spin
+    # after a restart the store still tells when a1 is retried: no spin, no blind POLL
     restarted = worker(store, clock, [pager], configs)
     await restarted.run_once()
-    assert restarted.seconds_until_next() == POLL.total_seconds()
+    assert restarted.seconds_until_next() == 30.0
     clock.advance(timedelta(seconds=30))
     assert await restarted.run_once() == 2
     # an outbox row whose alert is missing is never due for delivery: no busy loop
     store.enqueue("no-such-alert", "pager", clock.now())
     await restarted.run_once()
     assert restarted.seconds_until_next() == POLL.total_seconds()
+
+
+async def test_a_critical_alert_overtakes_a_backlog_and_each_incident_keeps_its_order(
+        store: SqliteStore) -> None:
+    clock = ManualClock(T0)
+    mail = FlakyNotifier("email")
+    w = worker(store, clock, [mail], [channel("email")])
+    for i in range(5):  # a backlog of warnings, one incident with its all clear
+        store.add_alert(replace(alert(f"w{i}", "email"), dedup_key=f"churn|{i}"))
+    store.add_alert(replace(alert("spike", "email"), dedup_key="spike"))
+    store.add_alert(replace(alert("spike-clear", "email"), dedup_key="spike",
+                            severity="info", state="resolved"))
+    store.add_alert(replace(alert("hijack", "email"), dedup_key="outbound|1",
+                            severity="critical"))
+    assert await w.run_once() == 8
+    assert mail.delivered[0] == "hijack"
+    assert mail.delivered.index("spike") < mail.delivered.index("spike-clear")
+    assert mail.delivered[1:6] == ["w0", "w1", "w2", "w3", "w4"]
+
+
+async def test_a_slow_channel_never_delays_another(store: SqliteStore) -> None:
+    """Lanes: the security channel's alert goes while the chat channel is stuck."""
+    slow_started, release = asyncio.Event(), asyncio.Event()
+
+    class Slow(FlakyNotifier):
+        async def send(self, alert: Alert) -> None:
+            slow_started.set()
+            await release.wait()
+            await super().send(alert)
+
+    chat, security = Slow("chat"), FlakyNotifier("security")
+    w = worker(store, WallClock(), [chat, security], [channel("chat"), channel("security")])
+    wake = asyncio.Event()
+    task = asyncio.create_task(w.run(wake))
+    try:
+        now = datetime.now(UTC)
+        for i in range(3):
+            store.add_alert(alert(f"c{i}", "chat", at=now))
+        wake.set()
+        await asyncio.wait_for(slow_started.wait(), 5)
+        store.add_alert(replace(alert("s1", "security", at=now), severity="critical"))
+        wake.set()
+        await asyncio.wait_for(security.arrived.wait(), 5)
+        assert security.delivered == ["s1"] and chat.delivered == []
+        release.set()
+        while len(chat.delivered) < 3:
+            chat.arrived.clear()
+            await asyncio.wait_for(chat.arrived.wait(), 5)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

@@ -147,7 +147,7 @@ async def test_daemon_prune_removes_old_silences(tmp_path: Path,
         old = add(SILENCE_RETENTION + timedelta(hours=1), rule="a")
         recent = add(SILENCE_RETENTION - timedelta(hours=1), rule="b")
         active = add(-timedelta(hours=1), rule="c")  # ends in an hour
-        daemon.prune()
+        await daemon.prune()
         left = {s.id for s in silences.entries(now, expired=True)}
         assert left == {recent.id, active.id}
         assert old.id not in left

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -94,3 +95,30 @@ def test_unusable_path_is_a_clear_store_error(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(StoreError, match="cannot open state database"):
         SqliteStore(tmp_path / "dir.db")
+
+
+def test_retention_keeps_aggregates_pending_deliveries_and_recent_alerts(
+        tmp_path: Path) -> None:
+    """Raw posts past storage.retention and alerts past alert_retention go, in bounded
+    steps; aggregates (charts, history) and anything still to deliver stay."""
+    from monitor.store.sqlite import PRUNE_CHUNK, Aggregate
+
+    store = SqliteStore(tmp_path / "s.db")
+    now = T0 + timedelta(days=400)
+    old = [(post(i, T0 + timedelta(seconds=i)), "Acme", 0.0, "neutral")
+           for i in range(PRUNE_CHUNK + 10)]
+    store.add_posts(old, T0)
+    store.add_posts([(post(99_999, now), "Acme", 0.0, "neutral")], now)
+    store.add_aggregates([Aggregate("Acme", T0, 5, 1, 2, 0, 4.0)])
+    store.add_alert(_alert(1))  # year-old alerts: one delivered, one still pending
+    for item in store.due(T0):
+        store.mark_sent(item.id, T0)
+    store.add_alert(_alert(2, ("a",)))
+    store.add_alert(replace(_alert(3, ("a",)), created_at=now))
+    steps = store.prune_steps(now, timedelta(days=30), timedelta(days=365))
+    assert steps[0]() is True  # more than one chunk of posts: asks to be called again
+    store.prune(now, timedelta(days=30), timedelta(days=365))
+    assert store.post_count() == 1
+    assert [a.id for a in store.alerts()] == ["al3", "al2"]  # al1 delivered and old: gone
+    assert store.outbox_counts() == {"pending": 2}
+    assert store.aggregates("Acme", T0 - timedelta(days=1))[0].posts == 5

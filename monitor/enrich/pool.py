@@ -14,6 +14,8 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -25,11 +27,23 @@ log = logging.getLogger(__name__)
 Fields = tuple[str, str | None, str, str]  # kind, brand, author handle, text
 
 _ENRICHER: Enricher | None = None  # in the worker process
+PARENT_CHECK_SECONDS = 0.5
 
 
 def _start(config: Config) -> None:
     global _ENRICHER
     _ENRICHER = Enricher(config)
+    parent = os.getppid()
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True,
+                     name="parent-watch").start()
+
+
+def _exit_with(parent: int) -> None:
+    """A worker whose daemon died (SIGKILL, OOM killer) exits too instead of waiting
+    forever on a queue nobody writes to: it has been adopted by another process."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _enrich(batch: list[Fields]) -> list[Enrichment]:

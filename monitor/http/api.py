@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from monitor.clock import parse_time
 from monitor.detect.outbound.runtime import ApprovedPost, WatchEntry
 from monitor.errors import PostError
@@ -47,6 +49,16 @@ class ApiError(Exception):
 # /ingest bodies ----------------------------------------------------------------
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _fast_loads(text: str) -> Any:
+    """orjson where it can (several times faster on /ingest batches); the standard
+    parser otherwise, which also words the error the sender sees (and accepts what
+    orjson refuses but the validation reports better: lone surrogates, big numbers)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _loads(text)
 
 
 def _loads(text: str) -> Any:
@@ -84,7 +96,7 @@ class _Item:
 
 def _json_items(text: str) -> list[_Item]:
     try:
-        data = _loads(text)
+        data = _fast_loads(text)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, _json_problem(exc, with_line=True)) from None
     if isinstance(data, list):
@@ -110,7 +122,7 @@ def _ndjson_items(text: str) -> list[_Item]:
         if not line.strip():
             continue
         try:
-            items.append(_Item(_loads(line), line=number))
+            items.append(_Item(_fast_loads(line), line=number))
         except (ValueError, RecursionError) as exc:
             items.append(_Item(line=number, problem=_json_problem(exc, with_line=False)))
     return items

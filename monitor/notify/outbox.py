@@ -4,10 +4,13 @@ Every alert is written to the outbox (one row per channel) before anything is
 sent, so a crash or an unreachable service delays a notification but does not
 lose it. The worker:
 
-* delivers alerts **in order per channel** (outbox id order): while the oldest
-  pending item of a channel waits for its retry, later items of that channel
-  wait too, so a pager never sees "all clear" before the alert it clears.
-  The rule comes from the store, so it also holds across restarts;
+* delivers each channel on its own lane (task): a slow or failing channel never
+  delays another. Within a channel, the most severe due item goes first (a critical
+  alert is never queued behind lower-severity ones), the items of one dedup key in
+  the order they were queued (a pager never sees "all clear" before the alert it
+  clears), and while an item of the channel waits for its retry, the channel's
+  other items wait too (the service is down for all of them). These rules come
+  from the store, so they also hold across restarts;
 * on a retryable failure reschedules the item after an exponential backoff with
   full jitter (``uniform(0, min(max_backoff, backoff * 2**(failures-1)))``), for
   as long as the channel's ``retry_for`` (default 24 h) from the item's first
@@ -22,8 +25,6 @@ lose it. The worker:
   channels. Dead items stay in the store: ``brand-monitor outbox list --status
   dead`` lists them, ``outbox retry`` (or ``POST /outbox/{id}/retry``) re-queues
   them with a fresh horizon;
-* delivers different channels concurrently, so one slow service does not hold
-  up the others.
 
 Delivery is at-least-once: an alert whose send succeeded but whose "sent" mark
 did not reach the database (crash in between) is sent again.
@@ -36,8 +37,8 @@ import contextlib
 import enum
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 
 from monitor.clock import Clock
 from monitor.config.schema import ChannelConfig
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 SCAN_LIMIT = 1000            # pending items looked at per pass (oldest first)
 POLL = timedelta(seconds=5)  # re-check interval when the next due time is unknown
 MAX_WAIT = 60.0              # longest sleep (seconds) between passes, a safety net
-_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 _STATUSES = ("pending", "sent", "dead")
 
 
@@ -75,10 +75,6 @@ class OutboxWorker:
         self.metrics = metrics
         self.rng = rng or random.Random()
         self.send_timeout = send_timeout
-        # channel -> (id, retry time) of its oldest pending item, when it failed here
-        self._held: dict[str, tuple[int, datetime]] = {}
-        # earliest time a channel blocked behind a not-yet-due item may move again
-        self._hint: datetime | None = None
 
     # -- policy -------------------------------------------------------------
     def policy(self, channel: str) -> ChannelConfig:
@@ -91,77 +87,53 @@ class OutboxWorker:
 
     # -- delivery -------------------------------------------------------------
     async def run_once(self) -> int:
-        """Deliver every item that is due now; return how many were delivered."""
+        """Deliver every item that is due now, each channel on its own (concurrently);
+        return how many were delivered."""
         delivered = 0
-        stalled: set[str] = set()   # channels that had a retry during this call
-        waiting: dict[str, int] = {}  # channel -> its not-yet-due item that due ones wait for
-        while True:
-            now = self.clock.now()
-            due = {item.id for item in self.store.due(now, limit=SCAN_LIMIT)}
-            if not due:
-                break
-            runs, blocked = self._runs(due, stalled)
-            waiting.update(blocked)
-            if not runs:
-                break
-            results = await asyncio.gather(*(self._deliver_run(items) for items in runs.values()),
+        while True:  # again while items moved: a fallback may have new items now
+            channels = self.store.pending_channels()
+            results = await asyncio.gather(*(self._drain(c) for c in channels),
                                            return_exceptions=True)
-            errors: list[BaseException] = []
-            for channel, result in zip(runs, results, strict=True):
-                if isinstance(result, BaseException):
-                    errors.append(result)
-                    stalled.add(channel)
-                    continue
-                sent, retried = result
-                delivered += sent
-                if retried:
-                    stalled.add(channel)
+            errors = [r for r in results if isinstance(r, BaseException)]
             if errors:
                 self._update_gauge()
                 raise errors[0]
-        self._hint = self._wake_hint(stalled, waiting)
+            done = [r for r in results if isinstance(r, tuple)]
+            delivered += sum(sent for sent, _ in done)
+            if not any(tried for _, tried in done):
+                break
         self._update_gauge()
         return delivered
 
-    def _runs(self, due: set[int], stalled: set[str]) -> tuple[dict[str, list[OutboxItem]],
-                                                                 dict[str, int]]:
-        """Per channel, the due items that may go now, oldest first.
-
-        A channel's items stop at its first pending item that is not due (it waits
-        for a retry), so later alerts never overtake it.
-        """
-        runs: dict[str, list[OutboxItem]] = {}
-        stopped = set(stalled)
-        heads: dict[str, OutboxItem] = {}
-        blocked: dict[str, int] = {}
-        behind_failure: list[int] = []  # due, but held behind an item that failed
-        for item in self.store.due(_FAR_FUTURE, limit=SCAN_LIMIT):
-            channel = item.channel
-            head = heads.setdefault(channel, item)
-            if channel in stopped:
-                if item.id in due:
-                    blocked[channel] = head.id
-                    if head.first_failed_at is not None and item.first_failed_at is None:
-                        behind_failure.append(item.id)
-                continue
-            if item.id not in due:
-                stopped.add(channel)
-                continue
-            runs.setdefault(channel, []).append(item)
-        if behind_failure:  # their retry horizon runs from now: they wait on the outage
-            self.store.mark_waiting(behind_failure, self.clock.now())
-        return runs, blocked
-
-    async def _deliver_run(self, items: Sequence[OutboxItem]) -> tuple[int, bool]:
-        """Deliver one channel's items in order; stop at the first that must wait."""
-        sent = 0
-        for item in items:
-            outcome = await self.deliver(item)
+    async def _drain(self, channel: str) -> tuple[int, int]:
+        """Deliver a channel's due items one at a time, most severe first (a channel's
+        items of one dedup key keep their order); stop while the channel waits for a
+        retry. The store is asked again after each item, so an alert stored meanwhile
+        (a critical one above all) goes next. Returns (delivered, attempted)."""
+        sent = tried = 0
+        while True:
+            now = self.clock.now()
+            if self.store.channel_blocked_until(channel, now) is not None:
+                self._hold(channel, now)
+                return sent, tried
+            items = self.store.due_for_channel(channel, now, limit=1)
+            if not items:
+                return sent, tried
+            outcome = await self.deliver(items[0])
+            tried += 1
             if outcome is Outcome.SENT:
                 sent += 1
             elif outcome is Outcome.RETRY:
-                return sent, True
-        return sent, False
+                self._hold(channel, now)
+                return sent, tried
+
+    def _hold(self, channel: str, now: datetime) -> None:
+        """The channel waits for a retry: its due items held back start their retry
+        horizon now (they wait on the same outage)."""
+        waiting = self.store.due_for_channel(channel, now, limit=SCAN_LIMIT)
+        fresh = [i.id for i in waiting if i.first_failed_at is None and i.attempts == 0]
+        if fresh:
+            self.store.mark_waiting(fresh, now)
 
     async def deliver(self, item: OutboxItem) -> Outcome:
         """Attempt one outbox item and record the result in the store."""
@@ -182,10 +154,9 @@ class OutboxWorker:
             error, retryable = f"{type(exc).__name__}: {exc}", True
         else:
             self.store.mark_sent(item.id, self.clock.now())
-            self._held.pop(channel, None)
             self.metrics.deliveries.labels(channel, Outcome.SENT.value).inc()
-            log.info("delivered alert %s to %s (attempt %d)", alert.id, channel,
-                     item.attempts + 1)
+            log.debug("delivered alert %s to %s (attempt %d)", alert.id, channel,
+                      item.attempts + 1)
             return Outcome.SENT
         error = mask(error)
         policy = self.policy(channel)
@@ -200,7 +171,6 @@ class OutboxWorker:
             return self._dead(item, error, fallback=policy.fallback, why=why)
         retry_at = min(now + self.retry_delay(policy, failures), horizon)
         self.store.mark_failed(item.id, error, retry_at, now)
-        self._held[channel] = (item.id, retry_at)
         self.metrics.deliveries.labels(channel, Outcome.RETRY.value).inc()
         log.warning("delivery of alert %s to %s failed (attempt %d, retrying until %s), "
                     "next try at %s: %s", alert.id, channel, failures,
@@ -213,7 +183,6 @@ class OutboxWorker:
         channel, alert = item.channel, item.alert
         error = mask(error)
         self.store.mark_failed(item.id, error, None, self.clock.now())
-        self._held.pop(channel, None)
         self.metrics.deliveries.labels(channel, Outcome.DEAD.value).inc()
         reason = f" ({why})" if why else ""
         if fallback and fallback != channel:
@@ -237,33 +206,71 @@ class OutboxWorker:
 
     # -- loop -----------------------------------------------------------------
     async def run(self, wake: asyncio.Event) -> None:
-        """Deliver forever: after each pass sleep until the next due time or ``wake``."""
+        """Deliver forever: one lane (task) per channel with pending items, each sleeping
+        until its own next due time; ``wake`` (new alerts) wakes every lane and starts
+        lanes for channels that have work again."""
+        lanes: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+        try:
+            while True:
+                try:
+                    for channel in self.store.pending_channels():
+                        lane = lanes.get(channel)
+                        if lane is None or lane[0].done():
+                            event = asyncio.Event()
+                            task = asyncio.create_task(self._lane(channel, event),
+                                                       name=f"outbox:{channel}")
+                            lanes[channel] = (task, event)
+                    self._update_gauge()
+                    timeout = MAX_WAIT
+                except Exception:
+                    log.exception("outbox: cannot read the store; trying again in %ss",
+                                  int(POLL.total_seconds()))
+                    timeout = POLL.total_seconds()
+                for _, event in lanes.values():
+                    event.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout)
+                wake.clear()
+        finally:
+            for task, _ in lanes.values():
+                task.cancel()
+            for task, _ in lanes.values():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _lane(self, channel: str, event: asyncio.Event) -> None:
+        """One channel's deliveries: a slow or failing channel never delays another."""
         while True:
             try:
-                await self.run_once()
-                timeout = self.seconds_until_next()
+                await self._drain(channel)
+                timeout = self.seconds_until_next(channel)
             except Exception:
-                log.exception("outbox pass failed; trying again in %ss",
+                log.exception("outbox %s: pass failed; trying again in %ss", channel,
                               int(POLL.total_seconds()))
                 timeout = POLL.total_seconds()
+            if timeout is None:
+                return  # nothing pending: the next wake starts the lane again
+            event.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
-            wake.clear()
+                await asyncio.wait_for(event.wait(), timeout)
 
-    def seconds_until_next(self) -> float:
-        """How long (real seconds) run() sleeps after a pass unless woken."""
+    def seconds_until_next(self, channel: str | None = None) -> float | None:
+        """How long (real seconds) a channel's lane (or, without ``channel``, the
+        earliest lane) sleeps after a pass unless woken; None: nothing is pending."""
         now = self.clock.now()
-        next_due = self.store.next_due()
-        candidates = [t for t in (next_due, self._hint) if t is not None and t > now]
-        if self._hint is not None and self._hint <= now:
-            return 0.0
-        if candidates:
-            when = min(candidates)
-        elif next_due is None:
-            return MAX_WAIT
-        else:  # due but undeliverable rows (e.g. no alert row): re-check later
-            when = now + POLL
-        return max(0.0, min(MAX_WAIT, self._wall_seconds(when - now)))
+        channels = [channel] if channel is not None else self.store.pending_channels()
+        times: list[datetime] = []
+        for name in channels:
+            blocked = self.store.channel_blocked_until(name, now)
+            nxt = blocked if blocked is not None else self.store.next_due(name)
+            if nxt is not None:
+                times.append(nxt)
+        if not times:
+            return None if channel is not None else MAX_WAIT
+        when = min(times)
+        if when <= now:  # due but not deliverable (e.g. no alert row): re-check later
+            return POLL.total_seconds()
+        return min(MAX_WAIT, self._wall_seconds(when - now))
 
     def _wall_seconds(self, delta: timedelta) -> float:
         """Real seconds for ``delta`` of clock time (a ScaledClock runs faster)."""
@@ -271,22 +278,6 @@ class OutboxWorker:
         if callable(scale):
             return float(scale(delta))
         return delta.total_seconds()
-
-    def _wake_hint(self, stalled: set[str], waiting: Mapping[str, int]) -> datetime | None:
-        """When a channel held back during the last pass may move again.
-
-        Known exactly for items that failed in this process; otherwise (e.g. the
-        item failed before a restart) the store is checked again after POLL.
-        """
-        now = self.clock.now()
-        times: list[datetime] = []
-        for channel in stalled | set(waiting):
-            held = self._held.get(channel)
-            if held is not None and (channel in stalled or held[0] == waiting.get(channel)):
-                times.append(held[1])
-            else:
-                times.append(now + POLL)
-        return min(times, default=None)
 
     def _update_gauge(self) -> None:
         counts = self.store.outbox_counts()

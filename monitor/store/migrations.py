@@ -102,7 +102,13 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN first_failed_at REAL")
 
 
-STEPS: tuple[Step, ...] = (_v1, _v2, _v3)
+def _v4(db: sqlite3.Connection) -> None:
+    # per-channel delivery lanes: a channel's pending items, and a dedup key's alerts
+    db.execute("CREATE INDEX outbox_lane ON outbox (channel, status, next_attempt)")
+    db.execute("CREATE INDEX alerts_key ON alerts (dedup_key)")
+
+
+STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4)
 LATEST = len(STEPS)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ _POST_COLUMNS = ("source, id, kind, brand, created_at, author_id, author_handle,
 _INSERT_POST = (f"INSERT INTO posts ({_POST_COLUMNS}) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (source, id) DO NOTHING")
 _dumps = orjson.dumps
+PRUNE_CHUNK = 2000  # rows per retention step: a few milliseconds of the event loop
 
 
 # outbound screening (monitor.detect.outbound.runtime): bodies are the items' JSON
@@ -363,9 +364,37 @@ class SqliteStore:
         return [OutboxItem(r[0], _alert(r[4:]), r[1], r[2], None if r[3] is None else _dt(r[3]))
                 for r in rows]
 
-    def next_due(self) -> datetime | None:
-        row = self._execute("SELECT min(next_attempt) FROM outbox WHERE status='pending'"
-                            ).fetchone()
+    def next_due(self, channel: str | None = None) -> datetime | None:
+        sql = "SELECT min(next_attempt) FROM outbox WHERE status='pending'"
+        row = self._execute(sql + " AND channel=?", (channel,)).fetchone() if channel \
+            else self._execute(sql).fetchone()
+        return None if row[0] is None else _dt(row[0])
+
+    def pending_channels(self) -> list[str]:
+        """Channels with pending outbox items."""
+        rows = self._execute("SELECT DISTINCT channel FROM outbox WHERE status='pending'")
+        return sorted(str(r[0]) for r in rows)
+
+    def due_for_channel(self, channel: str, now: datetime, limit: int = 1) -> list[OutboxItem]:
+        """A channel's due items in delivery order: most severe first, then oldest;
+        an item waits while an earlier item of its dedup key is pending there."""
+        rows = self._execute(
+            "SELECT o.id, o.channel, o.attempts, o.first_failed_at, a.* FROM outbox o "
+            "JOIN alerts a ON a.id = o.alert_id WHERE o.channel=? AND o.status='pending' "
+            "AND o.next_attempt<=? AND NOT EXISTS (SELECT 1 FROM alerts a2 JOIN outbox o2 "
+            "ON o2.alert_id = a2.id WHERE a2.dedup_key = a.dedup_key AND o2.channel = o.channel "
+            "AND o2.status='pending' AND o2.id < o.id) ORDER BY CASE a.severity WHEN "
+            "'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, o.id LIMIT ?",
+            (channel, _ts(now), limit)).fetchall()
+        return [OutboxItem(r[0], _alert(r[4:]), r[1], r[2], None if r[3] is None else _dt(r[3]))
+                for r in rows]
+
+    def channel_blocked_until(self, channel: str, now: datetime) -> datetime | None:
+        """When a channel's item that failed waits for its retry: the time of that retry
+        (the channel's other items wait too), else None."""
+        row = self._execute("SELECT min(next_attempt) FROM outbox WHERE channel=? AND "
+                            "status='pending' AND attempts>0 AND next_attempt>?",
+                            (channel, _ts(now))).fetchone()
         return None if row[0] is None else _dt(row[0])
 
     def mark_sent(self, item_id: int, now: datetime) -> None:
@@ -446,17 +475,44 @@ class SqliteStore:
     def set_cursor(self, source: str, value: str) -> None:
         self._execute("INSERT OR REPLACE INTO cursors VALUES (?,?)", (source, value))
 
-    def prune(self, now: datetime, keep: timedelta) -> None:
-        """Drop posts older than ``keep`` and delivered outbox rows (alerts and
-        aggregates are kept), in short transactions."""
-        cutoff = now - keep
-        while True:
-            with self.transaction():
-                if self.prune_posts(cutoff) < 5000:
-                    break
-        with self.transaction():
-            self._execute("DELETE FROM outbox WHERE status='sent' AND sent_at<?",
-                          (_ts(cutoff),))
+    def prune(self, now: datetime, keep: timedelta,
+              keep_alerts: timedelta = timedelta(days=365)) -> None:
+        """Everything :meth:`prune_steps` does, at once (tests, tools)."""
+        for step in self.prune_steps(now, keep, keep_alerts):
+            while step():
+                pass
+
+    def prune_steps(self, now: datetime, keep: timedelta,
+                    keep_alerts: timedelta) -> list[Callable[[], bool]]:
+        """Retention as short steps, each one transaction of bounded work returning
+        True while there is more to do (the daemon runs them between engine batches):
+        posts created before ``now - keep``; delivered outbox rows older than that;
+        alerts older than ``now - keep_alerts`` with nothing left to deliver, their
+        outbox rows, and the notification state of keys quiet since then. Aggregates,
+        detector state and pending or dead deliveries are kept."""
+        posts_before, alerts_before = _ts(now - keep), _ts(now - keep_alerts)
+
+        def step(sql: str, params: tuple[Any, ...]) -> Callable[[], bool]:
+            def run() -> bool:
+                with self.transaction():
+                    return self._execute(sql, (*params, PRUNE_CHUNK)).rowcount >= PRUNE_CHUNK
+            return run
+
+        return [
+            step("DELETE FROM posts WHERE seq IN (SELECT seq FROM posts WHERE created_at<? "
+                 "LIMIT ?)", (posts_before,)),
+            step("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status='sent' "
+                 "AND sent_at<? LIMIT ?)", (posts_before,)),
+            step("DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o JOIN alerts a ON "
+                 "a.id = o.alert_id WHERE a.created_at<? AND o.status='sent' LIMIT ?)",
+                 (alerts_before,)),
+            step("DELETE FROM alerts WHERE id IN (SELECT id FROM alerts a WHERE created_at<? "
+                 "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.alert_id = a.id) LIMIT ?)",
+                 (alerts_before,)),
+            step("DELETE FROM alert_state WHERE dedup_key IN (SELECT dedup_key FROM "
+                 "alert_state WHERE last_notified<? AND state!='firing' LIMIT ?)",
+                 (alerts_before,)),
+        ]
 
     # outbound watchlist and approved-posts ledger (tables created on first use) ----
     def _outbound_tables(self) -> None:
