@@ -54,7 +54,9 @@ class OutboundDetector(Detector):
         """Every check on one post; remembers the post for the burst check."""
         at = post.created_at
         watch = self.runtime.watches(self.brand.name, at)
-        result = self.screener.screen(post.text, watch=watch, compound=compound)
+        result = self.screener.screen(post.text, watch=watch, compound=compound,
+                                      trending=self.runtime.trending, brand=self.brand.name,
+                                      at=at)
         window = self.params.burst_window
         self.recent.append(at)
         while self.recent and self.recent[0] < at - window:
