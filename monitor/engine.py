@@ -193,6 +193,9 @@ class Engine:
             self.metrics.duplicates.labels(post.source).inc()
             return Outcome(False)
         self.metrics.posts.labels(post.source, post.kind).inc()
+        if post.kind == "mention":  # what the live stream is saying (outbound trending context)
+            self.context.outbound.trending.observe(post, compound if items else None,
+                                                   tuple(i.brand for i in items))
         if not items:
             self.metrics.unmatched.labels(post.source).inc()
             return Outcome(True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -298,3 +299,16 @@ def test_check_params_defaults() -> None:
     p = OutboundParams(checks={"tone": CheckParams(enabled=False)}, profanity=False)
     assert not p.enabled("tone") and not p.enabled("profanity") and p.enabled("scam")
     assert replace(p, check_links=False).enabled("shortener") is False
+
+
+def test_required_strings_skip_the_engine_but_never_change_the_answer() -> None:
+    assert saferegex.required(r"\b(?:send|transfer)\b.{0,40}\bbtc\b.{0,9}\bdouble\b") == (
+        "btc",)  # the first literal run every match holds
+    assert saferegex.required(r"(?:Send|wire)\s+it") == ("send", "wire")
+    assert saferegex.required(r"\bcode\s*red\b") == ("code",)
+    assert saferegex.required("a.*b.*c") == () and saferegex.required("foo|bar") == ()
+    for pattern in (r"\bcode\s*red\b", r"(?:Send|wire)\s+now", "foo|bar"):
+        matcher = saferegex.compile_safe(pattern)
+        for text in ("CODE  RED now", "please SEND NOW", "wire now", "bar", "nothing"):
+            assert matcher(text) == bool(re.search(pattern, text, re.IGNORECASE)), (pattern,
+                                                                                      text)

@@ -7,7 +7,8 @@ Applied in order, each only where it changes something:
 3. per word: leetspeak decoded ("h4te", "5cum"), masks filled ("m*slims"), stretched
    letters squeezed ("haaate"), and a dropped or swapped letter restored ("vrmin",
    "mulsims") through the vocabulary's obfuscation index;
-4. spaced letters joined ("v e r m i n"), a word split in two rejoined ("ver min");
+4. spaced or dotted letters joined ("v e r m i n", "s.c.u.m"), a word split in two
+   rejoined ("ver min");
 5. glued words split ("ihatemuslims", "#KillAllX") when every part is a known word.
 
 A changed word only counts when the result is a word of the vocabulary, so ordinary
@@ -23,7 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from monitor.detect.outbound.text import LEET_I, LEET_L
-from monitor.detect.outbound.vocab import FUNCTION_WORDS, Vocabulary
+from monitor.detect.outbound.vocab import BARE, FUNCTION_WORDS, Vocabulary
 
 _HOMOGLYPHS = str.maketrans({
     "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y", "і": "i", "ј": "j",
@@ -34,6 +35,7 @@ _HOMOGLYPHS = str.maketrans({
     "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "ŀ": "l",
 })
 _APOSTROPHE = "['\u2019\u2018\u02bc`\u00b4]"
+POSSESSIVE = "\ue000"  # "men's" -> "men" + this mark: the group word names a kind of thing
 _CONTRACTIONS = [
     (re.compile(rf"\b(can){_APOSTROPHE}?t\b", re.I), r"\1 not"),
     (re.compile(rf"\bwon{_APOSTROPHE}t\b", re.I), "will not"),
@@ -47,21 +49,11 @@ _CONTRACTIONS = [
     (re.compile(rf"{_APOSTROPHE}ve\b", re.I), " have"),
     (re.compile(rf"\b(he|she|it|that|what|there|who|here|where|everyone|nobody|someone)"
                 rf"{_APOSTROPHE}s\b", re.I), r"\1 is"),
-    (re.compile(rf"{_APOSTROPHE}s\b", re.I), ""),
+    (re.compile(rf"{_APOSTROPHE}s\b", re.I), POSSESSIVE),
 ]
-BARE = {"dont": "do not", "doesnt": "does not", "didnt": "did not", "cant": "can not",
-         "cannot": "can not", "isnt": "is not", "arent": "are not", "wasnt": "was not",
-         "werent": "were not", "shouldnt": "should not", "wouldnt": "would not",
-         "couldnt": "could not", "mustnt": "must not", "havent": "have not",
-         "hasnt": "has not", "hadnt": "had not", "neednt": "need not", "aint": "is not",
-         "im": "i am", "ive": "i have", "youre": "you are", "theyre": "they are",
-         "youll": "you will", "theyll": "they will", "wont": "will not", "ur": "you are",
-         "gonna": "going to", "wanna": "want to", "gotta": "got to", "u": "you",
-         "shes": "she is", "hes": "he is", "thats": "that is", "theres": "there is",
-         "whos": "who is", "whats": "what is"}
-BARE_KEYS = frozenset(BARE)
-# words, @handles, leet/masked words, and the punctuation that matters
-_TOKEN = re.compile(r"@\w+|[^\W_][\w@$!|€+*]*[^\W_*]|[^\W_][\w@$!|€+*]*|[.!?;\n\"“”«»:,]")
+# words, @handles, leet/masked words, emoji, and the punctuation that matters
+_TOKEN = re.compile(r"@\w+|[^\W_][\w@$!|€+*]*[^\W_*]\ue000?|[^\W_][\w@$!|€+*]*\ue000?"
+                    r"|[.!?;\n\"“”«»:,=]|[\U0001F300-\U0001FAFF]")
 _LEET_CHARS = frozenset("0134578@$!|€+")
 _STRETCH = re.compile(r"(.)\1{2,}")
 _QUOTES = frozenset('"“”«»')
@@ -75,6 +67,8 @@ class Word:
     cap: bool = False  # written with a capital letter
     handle: bool = False  # an @mention
     changed: bool = False  # read through an obfuscation
+    possessive: bool = False  # written with 's ("women's range")
+    code: bool = False  # an upper-case code or acronym ("CLT", "K13")
 
 
 def _fold(raw: str) -> str:
@@ -111,11 +105,14 @@ def _word(token: str, vocab: Vocabulary) -> tuple[str, bool]:
         return (token, False) if slip is None else (slip, True)
     if "*" in token:
         return (_masked(token, vocab) or token.replace("*", ""), True)
-    if not token.isalpha() and any(c in _LEET_CHARS for c in token):
+    letters = sum(c.isalpha() for c in token)
+    if letters and not token.isalpha() and any(c in _LEET_CHARS for c in token):
         for table in (LEET_I, LEET_L):
             decoded = token.translate(table)
             if decoded.isalpha():
-                hit = decoded if decoded in vocab.words else vocab.variants.get(decoded)
+                # a slip on top of leetspeak needs letters to go on ("k13" is a gate)
+                hit = decoded if decoded in vocab.words else (
+                    vocab.variants.get(decoded) if letters >= 3 else None)
                 if hit is not None:
                     return hit, True
     if _STRETCH.search(token):
@@ -130,7 +127,14 @@ def _word(token: str, vocab: Vocabulary) -> tuple[str, bool]:
 
 
 def glued(token: str, vocab: Vocabulary) -> bool:
-    return _split_glued(token, vocab) is not None
+    """Whether ``token`` splits into pack words (cached per word: posts repeat words)."""
+    cache = vocab.glue_cache
+    found = cache.get(token)
+    if found is None:
+        if len(cache) > 50_000:
+            cache.clear()
+        found = cache[token] = _split_glued(token, vocab) is not None
+    return found
 
 
 def _split_glued(token: str, vocab: Vocabulary) -> list[str] | None:
@@ -155,30 +159,51 @@ def _split_glued(token: str, vocab: Vocabulary) -> list[str] | None:
     return parts
 
 
+_DOTTED = re.compile(r"\b(?:[a-zA-Z][.\-_*/]){2,}[a-zA-Z]\b")  # "s.c.u.m", "v-e-r-m-i-n"
+
+
+def _undot(text: str, vocab: Vocabulary) -> str:
+    def join(match: re.Match[str]) -> str:
+        letters = re.sub(r"[.\-_*/]", "", match.group(0))
+        lower = letters.casefold()
+        return letters if lower in vocab.words or lower in vocab.variant_keys else match.group(0)
+    return _DOTTED.sub(join, text)
+
+
 def words(raw: str, vocab: Vocabulary, stop: frozenset[str]) -> list[Word]:
     """The canonical words of ``raw`` (see the module docstring)."""
     text = _expand(_fold(raw))
+    if _DOTTED.search(text):
+        text = _undot(text, vocab)
     raw_words: list[Word] = []
     for token in _TOKEN.findall(text):
         first = token[0]
         if first.isalnum():
-            raw_words.append(Word(token.casefold(), first.isupper()))
+            if token[-1] == POSSESSIVE:
+                raw_words.append(Word(token[:-1].casefold(), first.isupper(), possessive=True))
+            elif len(token) <= 5 and token.isupper():  # "CLT", "K13": codes, read as written
+                raw_words.append(Word(token.casefold(), True, possessive=False, code=True))
+            else:
+                raw_words.append(Word(token.casefold(), first.isupper()))
         elif first == "@" and len(token) > 1:
             raw_words.append(Word(token[1:].casefold(), handle=True))
         elif token in _QUOTES:
             raw_words.append(Word(QUOTE))
+        elif len(token) == 1 and ord(token) >= 0x1F300:
+            raw_words.append(Word(token))
         else:
             raw_words.append(Word(BOUNDARY if token in ".!?;\n" else token))
     out: list[Word] = []
     known = vocab.words
     for word in _rejoin(raw_words, vocab, stop):
         text = word.text
-        if text in known or word.changed or word.handle or not text[0].isalnum():
-            out.append(word)
-            continue
         bare = BARE.get(text)
         if bare is not None:
             out.extend(Word(w) for w in bare.split())
+            continue
+        if text in known or word.changed or word.handle or not text[0].isalnum() \
+                or word.possessive or word.code:
+            out.append(word)
             continue
         canonical, changed = _word(text, vocab)
         if not changed and len(canonical) >= 6 and canonical.isalpha() and \

@@ -69,12 +69,12 @@ def profane_words(ctx: ScreenContext) -> list[str]:
                 stem = next((s for s in lx.PROFANITY_STEMS if s in token), None)
                 if stem is not None:
                     found.append(stem)
-    if _REPEAT.search(folded):  # stretched: "fuuuuuck"
+    if any(c * 3 in folded for c in set(folded) if c.isalpha()):  # stretched: "fuuuuuck"
         for token in ctx.view.folded.split():
             word = re.sub(r"[^a-z]", "", token)
             if _REPEAT.search(word) and (base := _squeezed().get(_squeeze(word))):
                 found.append(base)
-    for raw in _ODD_TOKEN.findall(folded):  # leetspeak and masks: "f***ing", "$hit"
+    for raw in _odd_tokens(folded):  # leetspeak and masks: "f***ing", "$hit"
         if raw.startswith(("http", "www.")):
             continue
         token = raw.strip(_EDGE)
@@ -102,7 +102,19 @@ def profane_words(ctx: ScreenContext) -> list[str]:
 
 
 _STEM_RX = re.compile("|".join(lx.PROFANITY_STEMS))
-_ODD_TOKEN = re.compile(r"\S*(?:[a-z][0-9@$!|€+*#%][a-z0-9*]|[0-9@$!|€+*#%][a-z])\S*")
+_ODD_CORE = re.compile(r"[a-z][0-9@$!|€+*#%][a-z0-9*]|[0-9@$!|€+*#%][a-z]")
+
+
+def _odd_tokens(folded: str) -> list[str]:
+    """The whitespace-separated words holding a letter next to a digit or a symbol."""
+    out: list[str] = []
+    for match in _ODD_CORE.finditer(folded):
+        start = folded.rfind(" ", 0, match.start()) + 1
+        end = folded.find(" ", match.end())
+        word = folded[start:] if end < 0 else folded[start:end]
+        if not out or out[-1] != word:
+            out.append(word)
+    return out
 _SPACED_HINT = re.compile(r"\b[^\W\d_][\s.\-_*][^\W\d_][\s.\-_*][^\W\d_]\b")
 _SLURS = frozenset(lx.SLURS)
 
@@ -135,7 +147,9 @@ def blocked_pattern(ctx: ScreenContext) -> list[Hit]:
 @check("divisive", category="sensitive_social_issues", weight=0.5,
        reason="divisive topic (politics/religion)", cap=2.0)
 def divisive(ctx: ScreenContext) -> list[Hit]:
-    return [Hit(t) for t in ctx.find("divisive", lx.DIVISIVE) if not _in_a_name(ctx, t)]
+    # a place of worship or a holy name is a fact of community life, not a position
+    return [Hit(t, 0.5 if t in lx.RELIGIOUS_PLACES else 1.0)
+            for t in ctx.find("divisive", lx.DIVISIVE) if not _in_a_name(ctx, t)]
 
 
 _NAME_PART = re.compile(r"[A-Z][\w'’]*")

@@ -27,9 +27,17 @@ from monitor.detect.outbound.vocab import events_pack
 # "Stay strong, Manchester" (solidarity with a named place implies a tragedy there)
 _NAMED = re.compile(
     r"\b(?:Hurricane|Storm|Typhoon|Cyclone|Tropical Storm)\s?[A-Z][a-z]{2,}"
-    r"|\b[A-Z][a-z]{2,} (?:attacks?|bombings?|shootings?|massacre|earthquake|floods?|"
+    r"|\b(?!(?:The|Our|This|That|These|Those|Your|My|Their|Its|New|Big|Last|Next|Every|One|"
+    r"Any|Some|No|Free|Great|Best|Top|Happy)\b)[A-Z][a-z]{2,} "
+    r"(?:attacks?|bombings?|shootings?|massacre|earthquake|floods?|"
     r"wildfires?|stabbings?|explosion|crash|disaster|tragedy|riots?)\b"
-    r"|\b(?:[Pp]ray(?:ing)? for|[Ss]tay strong,?|[Ss]tand with) [A-Z][a-z]{2,}")
+    r"|\b(?:[Pp]ray(?:ing)? for|[Ss]tay strong,?|[Ss]tand with|[Ii]n hono(?:u)?r of) "
+    r"[A-Z][a-z]{2,}")
+_NAMED_WORDS = frozenset("""hurricane storm typhoon cyclone attack attacks bombing bombings
+shooting shootings massacre earthquake flood floods wildfire wildfires stabbing stabbings
+explosion crash disaster tragedy riot riots pray praying strong stand honour honor""".split())
+_PLUG = re.compile(r"\bour (?:new |latest )?\w+ "
+                   r"(?:collection|range|menu|line|deals?|sale|offers?)\b")
 _PRICE = re.compile(r"[£$€]\s?\d|\d\s?(?:%|percent)|\b\d+\s?for\s?[£$€]?\d|\bx\d\b|\d\s?x\b")
 DEFAULT_CATEGORY = "death_injury_military_conflict"
 
@@ -44,6 +52,7 @@ class Events:
     condolence: PhraseSet
     categories: dict[str, str]  # event term -> category (for the trending context)
     idioms: PhraseSet
+    personal: frozenset[str]  # a person's own loss ("funeral"), not a public tragedy
 
     def unidiomatic(self, view: TextView) -> TextView:
         """``view`` with its idioms blanked out ("price war", "bath bombs"), memoised."""
@@ -75,7 +84,8 @@ def events(extra: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> Events:
     categories = {t.lstrip("#").rstrip("*"): c for t, c in {**weak, **strong}.items()}
     return Events(PhraseSet(strong), PhraseSet(weak), {**weak, **strong},
                   PhraseSet(pack["promotion"]), PhraseSet(pack["joke"]),
-                  PhraseSet(pack["condolence"]), categories, PhraseSet(pack["idioms"]))
+                  PhraseSet(pack["condolence"]), categories, PhraseSet(pack["idioms"]),
+                  frozenset(pack["personal"]))
 
 
 def _events(ctx: ScreenContext) -> Events:
@@ -95,11 +105,14 @@ def event_hits(ctx: ScreenContext) -> list[tuple[str, str]]:
     found += [(t, ev.category_of[t]) for t in ev.strong.find(view) if t not in allow]
     weak += [(t, ev.category_of[t]) for t in ev.weak.find(view) if t not in allow]
     found += [(t, DEFAULT_CATEGORY) for t in ctx.find("sensitive_event", ())]
-    named = _NAMED.search(ctx.view.raw)
+    named = _NAMED.search(ctx.view.raw) if not view.token_set.isdisjoint(_NAMED_WORDS) \
+        else None
     if named:
         found.append((named.group(0), DEFAULT_CATEGORY))
-    if not found and len({t for t, _ in weak}) >= 2:
-        found = weak[:2]
+    terms = {t for t, _ in weak}  # "victims of" holds "victims": one term, not two
+    distinct = [w for w in weak if not any(w[0] != t and f" {w[0]} " in f" {t} " for t in terms)]
+    if not found and len({t for t, _ in distinct}) >= 2:
+        found = distinct[:2]
     memo["events"] = found = list(dict.fromkeys(found))
     return found
 
@@ -111,6 +124,8 @@ def selling(ctx: ScreenContext) -> list[str]:
         return memo["selling"]  # type: ignore[return-value]
     ev = _events(ctx)
     markers = ev.promotion.find(ev.unidiomatic(ctx.view)) + ev.joke.find(ctx.view)
+    if not markers and (plug := _PLUG.search(ctx.view.norm)):
+        markers = [plug.group(0)]
     markers += ctx.find("newsjacking", ())
     if not markers and _PRICE.search(ctx.view.raw):
         markers = ["a price"]
@@ -161,6 +176,9 @@ def newsjacking(ctx: ScreenContext) -> list[Hit]:
     topics = [(w.term, DEFAULT_CATEGORY) for w in watch_hits(ctx)]
     if ctx.params.enabled("sensitive_event"):
         topics += event_hits(ctx)
+    if ctx.view.raw.lstrip().startswith("@"):  # a reply: a customer's own bereavement is care
+        personal = _events(ctx).personal
+        topics = [t for t in topics if t[0] not in personal]
     if not topics:
         return []
     markers = selling(ctx)
@@ -191,6 +209,6 @@ def trending_context(ctx: ScreenContext) -> list[Hit]:
                         DEFAULT_CATEGORY)
         hits.append(Hit(f"{what} in recent inbound posts beside {terms} "
                         f"({trend.dark:.0f} of {trend.posts:.0f} posts)", 1.0, category))
-    if hits and sells:
+    if sells and any(not t.brand for t in found):  # selling on a dark hashtag: critical
         hits.append(Hit(f"and this post sells or jokes ({sells[0]})", 0.5))
     return hits

@@ -64,6 +64,13 @@ _MISINFO = re.compile("|".join([
     r"\bdo (?:your|ur) (?:own )?research\b", r"\bwake up people\b",
     r"\bthey dont want you to know\b", r"\bgreat replacement\b", r"\bcrisis actors?\b",
     r"\bfalse flag\b", r"\bmainstream media (?:is|are) lying\b"]))
+_CONSPIRACY = re.compile(r"\b(?:vaccin\w*|vaxx?\w*|jabs?|covid\w*|virus|pandemic|climate|"
+                         r"global warming|election|vote|votes|moon landing|holocaust|5g|"
+                         r"chemtrails?|flat earth|fluoride|government|media|elites?|"
+                         r"globalists?|deep state|mainstream|replacement)\b")
+_OWN_SHAPE = re.compile(r"plandemic|scamdemic|sheeple|chemtrail|flat earth|great replacement|"
+                        r"crisis actor|false flag|do (?:your|ur) (?:own )?research|"
+                        r"they dont want you to know|wake up people")
 _MISINFO_WORDS = frozenset({"hoax", "scam", "lie", "fake", "faked", "made", "staged", "psyop",
                             "fraud", "news", "plandemic", "scamdemic", "sheeple", "cause",
                             "causes", "caused", "give", "gives", "stolen", "rigged", "never",
@@ -103,7 +110,11 @@ def staff_voice(ctx: ScreenContext) -> list[Hit]:
 def misinformation(ctx: ScreenContext) -> list[Hit]:
     if ctx.view.token_set.isdisjoint(_MISINFO_WORDS):
         return []
-    return [Hit(m.group(0).strip()) for m in _MISINFO.finditer(ctx.view.norm)][:2]
+    found = [m.group(0).strip() for m in _MISINFO.finditer(ctx.view.norm)]
+    if found and not _CONSPIRACY.search(ctx.view.norm):
+        # "this email is fake": a fake needs a topic that conspiracies are about
+        found = [f for f in found if _OWN_SHAPE.search(f)]
+    return [Hit(f) for f in found[:2]]
 
 
 @check("personal_opinion", category="sensitive_social_issues", weight=0.5,

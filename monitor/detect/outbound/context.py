@@ -50,6 +50,9 @@ class Setup:
         words = [w for n in names for w in norm(n).split()]
         self.brand_words = tuple(dict.fromkeys(w for w in words if len(w) >= 6
                                                and w not in self.brand_labels))
+        # the brand's own name words ("American" of American Airlines) are never a group
+        self.own_words = frozenset(" ".join(norm(n).split()) for n in names) | frozenset(
+            w for w in words if len(w) >= 3)
         self.own_contacts = tuple(c.casefold().strip() for c in params.own_contacts)
         self.static_watch = tuple(Watch.of(t) for t in params.watchlist)
         self.static_matcher = PhraseSet(params.watchlist)  # all of them in one pass

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from monitor.detect.outbound import canon
 from monitor.detect.outbound.context import ScreenContext
 from monitor.detect.outbound.tagger import Tok, sentences, tag
-from monitor.detect.outbound.vocab import Vocabulary, stoplist, vocabulary
+from monitor.detect.outbound.vocab import BARE, BARE_KEYS, Vocabulary, stoplist, vocabulary
 
 GAP = 7  # words between a subject target and its predicate
 NEGATIVE = ("BAD", "DEH", "ACT", "DISG", "HATE", "KILL", "THREAT", "GONE", "EXCL", "CURSE")
@@ -53,9 +53,9 @@ OBJECT_MARKERS = frozenset({"about", "for", "of", "to", "with", "against", "by",
 SKIPPABLE = frozenset({"all", "the", "these", "those", "most", "many", "some", "every", "each",
                        "any", "a", "an", "our", "such", "single", "bloody", "damn", "fucking",
                        "filthy", "so", "called", "more", "really", "just", "of", "one"})
-F2_BLOCK = frozenset({"that", "when", "how", "what", "because", "if", "say", "says", "saying",
+F2_BLOCK = frozenset({"when", "how", "what", "because", "if", "say", "says", "saying",
                       "treated", "treat", "treating", "called", "calling", "who", "which",
-                      "where", "while", "but", "think", "thinking", ","})
+                      "where", "while", "but", "think", "thinking", ",", "against"})
 PERCEIVE = frozenset({"see", "seeing", "saw", "watch", "watching", "hear", "hearing", "meet",
                       "meeting", "look", "looking", "at"})
 GENDER_WORDS = frozenset({"woman", "women", "womens", "girl", "girls", "ladies", "lady", "wife",
@@ -102,7 +102,7 @@ def analysis(ctx: ScreenContext) -> Analysis | None:
         return None
     seq = canon.words(ctx.view.raw, vocab, stoplist())
     if any(w.text in vocab.triggers for w in seq):
-        toks = tag(seq, vocab)
+        toks = tag(seq, vocab, ctx.setup.own_words)
         group = any("GRP" in t.classes for t in toks)
         women = any("GRP" in t.classes and t.dim == "gender" for t in toks) or any(
             w.text in GENDER_WORDS for w in seq)
@@ -111,10 +111,22 @@ def analysis(ctx: ScreenContext) -> Analysis | None:
     return result
 
 
-_DISGUISED = re.compile(r"[^\W\d_](?<![a-zA-Z])"  # a letter outside ASCII (homoglyphs)
-                        r"|(?<=[a-zA-Z])[0-9@$!|*€+](?=[a-zA-Z0-9*])"  # leet, masks: "h4te"
-                        r"|\b[0-9$!|€+](?=[a-zA-Z]{2})"  # "5cum", "0ld"
-                        r"|\b[a-zA-Z]\W{1,3}[a-zA-Z]\W{1,3}[a-zA-Z]\b")  # s p a c e d
+_NON_ASCII_LETTER = re.compile(r"[^\W\d_](?<![a-zA-Z])")  # homoglyphs, accents
+_LEETISH = re.compile(r"[a-zA-Z][0-9@$!|*€+][a-zA-Z0-9*]|\b[0-9$!|€+][a-zA-Z]{2}|\bh8")
+
+
+def _disguised(raw: str, seq: list[str]) -> bool:
+    """Signs of a disguised spelling: look-alike letters, leetspeak or masks, s p a c i n g."""
+    if not raw.isascii() and _NON_ASCII_LETTER.search(raw):
+        return True
+    if _LEETISH.search(raw):
+        return True
+    run = 0
+    for word in seq:
+        run = run + 1 if len(word) == 1 and word.isalpha() else 0
+        if run >= 3:
+            return True
+    return False
 
 
 GROUPISH = frozenset({"GRP", "SLUR", "ADJ", "CAP"})
@@ -125,9 +137,18 @@ ADDRESSEES = frozenset({"you", "your", "yourself", "him", "her", "he", "she", "w
                         "troll", "guy", "person"})
 
 
+# what a word without its apostrophe may have been ("I'll" is "ill" in the matching form)
+_MAYBE = {"ill": "i will", "well": "we will", "shell": "she will", "hell": "he will",
+          "wed": "we would", "id": "i would", "youd": "you would", "theyd": "they would",
+          "were": "we are", "its": "it is", "lets": "let us", "hed": "he would"}
+_MAYBE_KEYS = BARE_KEYS | frozenset(_MAYBE)
+
+
 def _expanded(words: frozenset[str]) -> frozenset[str]:
-    """The post's words with contractions expanded ("youll" -> "you", "will")."""
-    extra = [w for word in words & canon.BARE_KEYS for w in canon.BARE[word].split()]
+    """The post's words with contractions expanded ("youll" -> "you", "will"): the prefilter
+    only asks whether a phrase *could* be there, so a guess too many costs nothing."""
+    extra = [w for word in words & _MAYBE_KEYS
+             for w in BARE.get(word, _MAYBE.get(word, "")).split()]
     return words | frozenset(extra) if extra else words
 
 
@@ -136,7 +157,8 @@ def _worth_reading(ctx: ScreenContext, vocab: Vocabulary) -> bool:
     every word of some phrase must be there, and a threat or an insult needs someone to
     aim at (a group, "you", an @mention, "that critic")."""
     words = _expanded(ctx.view.token_set)
-    if _DISGUISED.search(ctx.view.raw) or not words.isdisjoint(vocab.variant_keys):
+    seq = ctx.view.norm.split()
+    if not words.isdisjoint(vocab.variant_keys) or _disguised(ctx.view.raw, seq):
         return True
     found: set[str] = set()
     for word in words & vocab.triggers:
@@ -149,10 +171,10 @@ def _worth_reading(ctx: ScreenContext, vocab: Vocabulary) -> bool:
         return True
     if "STEREO" in found and not words.isdisjoint(GENDER_WORDS):
         return True
-    seq = ctx.view.norm.split()
     known = vocab.words
+    heads = vocab.split_heads
     for first, second in itertools.pairwise(seq):  # "ver min"
-        if first + second in known:
+        if first in heads and first + second in known:
             return True
     stop = stoplist()
     return any(len(w) >= 6 and w not in known and w not in stop and w.isalpha()
@@ -160,13 +182,8 @@ def _worth_reading(ctx: ScreenContext, vocab: Vocabulary) -> bool:
 
 
 def _targets(a: Analysis, start: int, end: int) -> list[int]:
-    out = []
-    for i in range(start, end):
-        tok = a.toks[i]
-        if "GRP" in tok.classes or (a.group and "REF" in tok.classes) or (
-                a.women and "SHE" in tok.classes):
-            out.append(i)
-    return out
+    return [i for i in range(start, end)
+            if "GRP" in a.toks[i].classes or (a.group and "REF" in a.toks[i].classes)]
 
 
 def _count(toks: list[Tok], start: int, end: int, cls: str) -> int:
@@ -230,8 +247,9 @@ def _subject(a: Analysis, start: int, end: int, i: int) -> tuple[int, str] | Non
         return None
     for j in range(i + 1, min(end, i + 1 + GAP)):
         tok = toks[j]
-        if j > i + 1 and _is_target(a, tok):
-            continue  # "X and Y are ..."
+        if j > i + 1 and _is_target(a, tok) and not (
+                "POS" in tok.classes and _count(toks, i + 1, j, "COP")):
+            continue  # "X and Y are ..." (but "X are not women" denies what X are)
         valence = _valence(tok)
         if valence is None:
             if tok.text == "to":
@@ -243,8 +261,22 @@ def _subject(a: Analysis, start: int, end: int, i: int) -> tuple[int, str] | Non
                 not _licensed(a, start, i, j):
             continue
         negations = _count(toks, i + 1, j, "NEG") + _negations_before(toks, start, i, 2)
+        if valence == "-" and _individual(toks, start, i) and "MILD" in tok.classes:
+            return j, ""  # "she was rude", "a rude woman": a person, not the group
         return (j, valence) if _hostile(valence, negations) else (j, "")
     return None
+
+
+SINGULAR_HEADS = frozenset({"man", "woman", "person", "girl", "boy", "guy", "lady", "gentleman",
+                            "kid", "child", "bloke"})
+
+
+def _individual(toks: list[Tok], start: int, i: int) -> bool:
+    """One person of the group ("a woman", "that Muslim"), not the group itself."""
+    if toks[i].text.split()[-1] in SINGULAR_HEADS:
+        return True
+    return i > start and toks[i - 1].text in ("a", "an", "this", "that", "the", "one",
+                                               "some", "my", "our", "your", "his", "her")
 
 
 def _is_target(a: Analysis, tok: Tok) -> bool:
@@ -254,12 +286,18 @@ def _is_target(a: Analysis, tok: Tok) -> bool:
 def _object(a: Analysis, start: int, end: int, i: int) -> tuple[int, str] | None:
     toks = a.toks
     perceived = False  # "... every time I see X": only an emotion reaches over "see"
+    clause = False  # "I hate that X ...": a clause, not X, is hated (violence reaches over it)
     for k in range(i - 1, max(start, i - 7) - 1, -1):
         tok = toks[k]
         if tok.text in F2_BLOCK or "QUOTE" in tok.classes or _is_target(a, tok):
             return None
+        if tok.text == "that":
+            clause = True
+            continue
+        if clause and not tok.has("KILL", "EXCL", "THREAT"):
+            return None
         if tok.text in PERCEIVE:
-            if i + 1 < end:
+            if end - i > 3:  # "every time I see X (everywhere)": X is what is seen
                 return None
             perceived = True
             continue
@@ -280,6 +318,8 @@ def _object(a: Analysis, start: int, end: int, i: int) -> tuple[int, str] | None
         if tok.has("POS") and gap <= 2:
             return k, "+" if _hostile("+", _negations_before(toks, start, k, 4)) else ""
         if tok.has("BAD", "DEH") and (gap <= 1 or toks[i - 1].text == "than"):
+            if "MILD" in tok.classes and _individual(toks, start, k):
+                return k, ""  # "a rude woman": a person, not the group
             return k, "-" if _hostile("-", _negations_before(toks, start, k, 3)) else ""
     return None
 
@@ -288,10 +328,19 @@ def _shapes(a: Analysis, start: int, end: int, i: int) -> tuple[int, str] | None
     """Fixed shapes around target ``i`` (see the module docstring)."""
     toks = a.toks
     before = [t.text for t in toks[max(start, i - 6):i]]
+    if before[-2:] == ["only", "good"]:  # "the only good X is a deported one"
+        return i - 1, "the only good one"
+    if i + 1 < end and toks[i + 1].text == "out" and (i + 2 == end or i == start):
+        return i, "exclusion"  # "X out!"
     if before[-1:] == ["typical"] or before[-2:-1] == ["typical"]:
         return i - 1, "typical"
-    if "without" in before[-2:] and any(w in ("better", "world", "place", "country")
-                                        for w in before):
+    vocative = (i + 2 < end and toks[i + 1].text == "," and toks[i + 2].has("GONE", "CURSE")) \
+        or (i - 1 > start and toks[i - 1].text == "," and toks[start].has("GONE", "CURSE"))
+    if vocative:  # "Immigrants, go home!", "Go back home, X"
+        return i - 1, "wishes them gone"
+    recent = " ".join(before[-3:])
+    if recent.endswith("without") and any(w in recent for w in ("better", "world", "place",
+                                                                 "country")):
         return i - 1, "better without them"
     if before[-2:] == ["away", "from"] and any(w in ("keep", "stay", "get", "steer")
                                                for w in before):
@@ -300,9 +349,8 @@ def _shapes(a: Analysis, start: int, end: int, i: int) -> tuple[int, str] | None
             t.text in OUT_PARTICLES for t in toks[i + 1:min(end, i + 4)]):
         return i - 1, "exclusion"
     texts = [t.text for t in toks[start:i]]
-    joined = " ".join(texts)
-    if "rather die than" in joined or "rather be dead than" in joined:
-        return i - 1, "would rather die"
+    if "rather" in texts and "than" in texts[texts.index("rather"):]:
+        return i - 1, "would rather anything than them"
     after = [t.text for t in toks[i + 1:min(len(toks), end + 6)]]
     for words in REJECTIONS:
         n = len(words)
@@ -350,6 +398,11 @@ def statements(a: Analysis) -> list[Statement]:
         out += _stereotypes(a)
     if a.group and not out:
         out += _elliptical(a)
+    for start, end in a.spans:
+        for k in range(start, end):
+            if "SLOGAN" in toks[k].classes and (weight := _counter(a, start, end, k, k)):
+                out.append(Statement("a hate movement's slogan", toks[k].text, "slogan", weight,
+                                     toks[k].changed))
     return out
 
 

@@ -121,6 +121,8 @@ INSULTS = (
     "hope they die", "kill yourself", "kys", "🤡",
 )
 
+RELIGIOUS_PLACES = frozenset({"church", "mosque", "synagogue", "bible", "quran", "koran", "god",
+                              "jesus", "allah"})
 INSULT_ADJECTIVES = frozenset({"stupid", "dumb", "useless", "incompetent", "ignorant",
                                "pathetic", "disgrace"})
 

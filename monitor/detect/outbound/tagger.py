@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from monitor.detect.outbound.canon import BOUNDARY, QUOTE, Word
-from monitor.detect.outbound.vocab import Vocabulary
+from monitor.detect.outbound.vocab import FUNCTION_WORDS, Vocabulary
 
 YOU_WORDS = frozenset({"you", "your", "yourself", "yourselves", "ya", "yall", "thee"})
 PERSON_WORDS = frozenset({"him", "he", "his", "whoever", "himself", "herself"})
@@ -52,7 +52,8 @@ def _match(texts: list[str], i: int, vocab: Vocabulary) -> tuple[str, ...] | Non
     return None
 
 
-def tag(seq: list[Word], vocab: Vocabulary) -> list[Tok]:
+def tag(seq: list[Word], vocab: Vocabulary, own: frozenset[str] = frozenset()) -> list[Tok]:
+    """Tag ``seq``; ``own``: words of the brand's own names, never a group ("American")."""
     toks: list[Tok] = []
     texts = [w.text for w in seq]
     i, n = 0, len(seq)
@@ -88,8 +89,18 @@ def tag(seq: list[Word], vocab: Vocabulary) -> list[Tok]:
                 classes.add("GRP")
                 dim = dim or vocab.adjectives.get(phrase, "")
                 end += 1
-            elif nxt in vocab.thing_nouns:
-                classes.discard("GRP")
+            elif nxt in vocab.thing_nouns or (word.cap and end < n and seq[end].cap
+                                              and nxt not in vocab.person_nouns
+                                              and nxt not in FUNCTION_WORDS
+                                              and nxt not in vocab.words):
+                classes.discard("GRP")  # "Chinese food"; "American Eagle", "Indian Ocean"
+            elif "ADJ" in classes and texts[max(0, i - 2):i] in (["you", "are"],
+                                                                 ["you", "were"]):
+                classes.add("GRP")  # "if you're gay, ...": the reader as a member
+                dim = dim or vocab.adjectives.get(phrase, "")
+        if "GRP" in classes and (" ".join(phrase) in own or (seq[end - 1].possessive and end < n
+                                 and seq[end].text not in vocab.person_nouns)):
+            classes.discard("GRP")  # "men's grooming range", "Women's Day": a kind of thing
         toks.append(Tok(" ".join(w.text for w in seq[i:end]), frozenset(classes), dim, changed))
         i = end
     _persons(toks)

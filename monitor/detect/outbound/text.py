@@ -102,6 +102,8 @@ def _host_of(url: str) -> tuple[str, str]:
 
 def find_links(text: str) -> list[Link]:
     links: list[Link] = []
+    if "." not in text and "/" not in text:
+        return links
     rest = text
     for match in _URL.finditer(text):
         url = match.group(0).rstrip(".,;:!?…")
@@ -138,11 +140,13 @@ class TextView:
         raw = text[:MAX_SCAN]
         folded = fold(raw)
         links = tuple(find_links(raw))
-        without_links = _URL.sub(" ", folded)
-        for link in links:
-            if link.bare:
-                without_links = without_links.replace(link.text.casefold(), " ")
-        tags = _HASHTAG.findall(raw)
+        without_links = folded
+        if links:
+            without_links = _URL.sub(" ", folded)
+            for link in links:
+                if link.bare:
+                    without_links = without_links.replace(link.text.casefold(), " ")
+        tags = _HASHTAG.findall(raw) if "#" in raw else []
         split = [w for tag in tags for w in split_hashtag(tag)]
         words = tokens(unstretch(without_links))
         marks = emoji(folded)
@@ -216,6 +220,10 @@ class PhraseSet:
         """The phrases found in a post, in their configured spelling, each once."""
         if self._empty:
             return []
+        present = view.token_set
+        if present.isdisjoint(self._wordset) and not view.hashtags and (
+                self._regex is None or (not self._starred and present.isdisjoint(self._heads))):
+            return []  # nothing of this set can be in the post (the common case)
         found = self._find_text(view.norm, view.token_set)
         for tag in view.hashtags:
             if tag in self.tags:

@@ -34,6 +34,7 @@ CLASSES = {
     "exclusion": "EXCL", "positive": "POS", "positive_relations": "POSV", "negation": "NEG",
     "counter_frames": "CNEG", "reporting": "REP", "modal": "MOD", "copula": "COP",
     "victim_frames": "VIC", "stereotypes": "STEREO", "consent": "CONSENT", "curses": "CURSE",
+    "slogans": "SLOGAN", "mild": "MILD",
     "dismissals": "DISMISS",
 }
 # words that hold a sentence together; the segmenter may split glued text into them
@@ -46,10 +47,22 @@ going gonna let lets make made want need needs deserve deserves ought back out o
 away home like more most less one ones only even still also always ever again then now
 """.split())
 MIN_VARIANT = 4  # shorter words have too many look-alikes
+# contractions written without an apostrophe, read as their words (text and pack alike)
+BARE = {"dont": "do not", "doesnt": "does not", "didnt": "did not", "cant": "can not",
+         "cannot": "can not", "isnt": "is not", "arent": "are not", "wasnt": "was not",
+         "werent": "were not", "shouldnt": "should not", "wouldnt": "would not",
+         "couldnt": "could not", "mustnt": "must not", "havent": "have not",
+         "hasnt": "has not", "hadnt": "had not", "neednt": "need not", "aint": "is not",
+         "im": "i am", "ive": "i have", "youre": "you are", "theyre": "they are",
+         "youll": "you will", "theyll": "they will", "wont": "will not", "ur": "you are",
+         "gonna": "going to", "wanna": "want to", "gotta": "got to", "u": "you",
+         "shes": "she is", "hes": "he is", "thats": "that is", "theres": "there is",
+         "whos": "who is", "whats": "what is", "h8": "hate", "h8s": "hates", "h8ers": "haters"}
+BARE_KEYS = frozenset(BARE)
 
 
 def _phrase(text: str) -> tuple[str, ...]:
-    return tuple(norm(text).split())
+    return tuple(w for word in norm(text).split() for w in BARE.get(word, word).split())
 
 
 @dataclass(slots=True)
@@ -67,11 +80,13 @@ class Vocabulary:
     variant_keys: frozenset[str] = frozenset()
     glue_words: frozenset[str] = frozenset()  # words the segmenter may split glued text into
     glue_prefixes: frozenset[str] = frozenset()  # every prefix of a glue word
+    split_heads: frozenset[str] = frozenset()  # first halves of salient words ("ver" of "ver min")
     salient: frozenset[str] = frozenset()  # group and hostile words (a split must hold one)
     triggers: frozenset[str] = frozenset()  # a post with none of these is not tagged
     # distinctive word -> (all words, classes) of the phrases that need it (the prefilter)
     needs: dict[str, list[tuple[frozenset[str], frozenset[str]]]] = field(default_factory=dict)
     allow: frozenset[tuple[str, ...]] = frozenset()
+    glue_cache: dict[str, bool] = field(default_factory=dict)  # word -> splits (bounded)
 
     def add(self, text: str, cls: str) -> None:
         words = _phrase(text)
@@ -87,7 +102,7 @@ class Vocabulary:
         singles = {w for words in self.phrases for w in words}
         self.words = frozenset(singles)
         hostile = {"BAD", "DEH", "ACT", "HATE", "DISG", "KILL", "GONE", "EXCL", "GRP", "SLUR",
-                   "THREAT", "CONSENT", "ADJ", "CAP", "CURSE"}
+                   "THREAT", "CONSENT", "ADJ", "CAP", "CURSE", "SLOGAN"}
         groups = {"GRP", "SLUR", "ADJ", "CAP"}
         # the words an obfuscation targets: a hostile word on its own, any word of a group name
         self.salient = frozenset(
@@ -98,6 +113,7 @@ class Vocabulary:
             w for words, classes in self.phrases.items() if classes & {"POS", "POSV"}
             for w in words if len(w) >= 4}
         self.glue_prefixes = frozenset(w[:k] for w in self.glue_words for k in range(1, len(w)))
+        self.split_heads = frozenset(w[:k] for w in self.salient for k in range(2, len(w) - 1))
         self.variants = variants(self.salient, self.words, stoplist)
         self.variant_keys = frozenset(self.variants)
         wanted = hostile | {"THREATW", "DISMISS", "STEREO"}
