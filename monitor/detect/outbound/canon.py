@@ -36,21 +36,26 @@ _HOMOGLYPHS = str.maketrans({
 })
 _APOSTROPHE = "['\u2019\u2018\u02bc`\u00b4]"
 POSSESSIVE = "\ue000"  # "men's" -> "men" + this mark: the group word names a kind of thing
-_CONTRACTIONS = [
-    (re.compile(rf"\b(can){_APOSTROPHE}?t\b", re.I), r"\1 not"),
-    (re.compile(rf"\bwon{_APOSTROPHE}t\b", re.I), "will not"),
-    (re.compile(rf"\bshan{_APOSTROPHE}t\b", re.I), "shall not"),
-    (re.compile(rf"\bain{_APOSTROPHE}t\b", re.I), "is not"),
-    (re.compile(rf"n{_APOSTROPHE}t\b", re.I), " not"),
-    (re.compile(rf"{_APOSTROPHE}re\b", re.I), " are"),
-    (re.compile(rf"{_APOSTROPHE}m\b", re.I), " am"),
-    (re.compile(rf"{_APOSTROPHE}ll\b", re.I), " will"),
-    (re.compile(rf"{_APOSTROPHE}d\b", re.I), " would"),
-    (re.compile(rf"{_APOSTROPHE}ve\b", re.I), " have"),
-    (re.compile(rf"\b(he|she|it|that|what|there|who|here|where|everyone|nobody|someone)"
-                rf"{_APOSTROPHE}s\b", re.I), r"\1 is"),
-    (re.compile(rf"{_APOSTROPHE}s\b", re.I), POSSESSIVE),
-]
+_CONTRACTION = re.compile(
+    rf"\b(?P<special>can|won|shan|ain){_APOSTROPHE}t\b"
+    rf"|(?<=\w)n{_APOSTROPHE}t\b"
+    rf"|\b(?P<pronoun>he|she|it|that|what|there|who|here|where|everyone|nobody|someone)"
+    rf"{_APOSTROPHE}s\b"
+    rf"|{_APOSTROPHE}(?P<suffix>re|m|ll|d|ve|s)\b", re.IGNORECASE)
+_SPECIAL = {"can": "can not", "won": "will not", "shan": "shall not", "ain": "is not"}
+_SUFFIX = {"re": " are", "m": " am", "ll": " will", "d": " would", "ve": " have",
+           "s": POSSESSIVE}
+
+
+def _contraction(match: re.Match[str]) -> str:
+    special, pronoun, suffix = match.group("special", "pronoun", "suffix")
+    if special is not None:
+        return _SPECIAL[special.casefold()]
+    if pronoun is not None:
+        return pronoun + " is"
+    if suffix is not None:
+        return _SUFFIX[suffix.casefold()]
+    return " not"  # "don't", "isn't"
 # words, @handles, leet/masked words, emoji, and the punctuation that matters
 _TOKEN = re.compile(r"@\w+|[^\W_][\w@$!|€+*]*[^\W_*]\ue000?|[^\W_][\w@$!|€+*]*\ue000?"
                     r"|[.!?;\n\"“”«»:,=]|[\U0001F300-\U0001FAFF]")
@@ -81,8 +86,7 @@ def _fold(raw: str) -> str:
 
 def _expand(text: str) -> str:
     if "'" in text or "\u2019" in text or "`" in text or "\u02bc" in text or "´" in text:
-        for pattern, repl in _CONTRACTIONS:
-            text = pattern.sub(repl, text)
+        return _CONTRACTION.sub(_contraction, text)
     return text
 
 

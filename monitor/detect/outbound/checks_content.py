@@ -69,7 +69,7 @@ def profane_words(ctx: ScreenContext) -> list[str]:
                 stem = next((s for s in lx.PROFANITY_STEMS if s in token), None)
                 if stem is not None:
                     found.append(stem)
-    if any(c * 3 in folded for c in set(folded) if c.isalpha()):  # stretched: "fuuuuuck"
+    if ctx.view.memo.get("stretched", True):  # stretched: "fuuuuuck"
         for token in ctx.view.folded.split():
             word = re.sub(r"[^a-z]", "", token)
             if _REPEAT.search(word) and (base := _squeezed().get(_squeeze(word))):

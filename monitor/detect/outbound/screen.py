@@ -44,6 +44,8 @@ def run_checks(scope: str, params: OutboundParams, ctx: object,
         except Exception:
             log.exception("outbound check %s failed", spec.name)
             continue
+        if not hits:
+            continue
         finding = spec.finding(hits, weight)
         if finding is not None and finding.weight > 0:
             findings.append(finding)

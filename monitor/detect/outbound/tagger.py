@@ -17,7 +17,7 @@ next customer" ... are ``PERSON`` (the targets of the threat check).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from monitor.detect.outbound.canon import BOUNDARY, QUOTE, Word
 from monitor.detect.outbound.vocab import FUNCTION_WORDS, Vocabulary
@@ -38,7 +38,6 @@ class Tok:
     classes: frozenset[str] = frozenset()
     dim: str = ""  # the protected-group dimension of a GRP token
     changed: bool = False  # read through an obfuscation
-    extra: set[str] = field(default_factory=set)
 
     def has(self, *classes: str) -> bool:
         return not self.classes.isdisjoint(classes)

@@ -61,11 +61,14 @@ def emoji(text: str) -> list[str]:
     return [c for c in text if c > "\u2000" and unicodedata.category(c) == "So"]
 
 
+def stretched(text: str) -> bool:
+    """Whether a letter is said three times or more ("sooo")."""
+    return any(c * 3 in text for c in set(text) if c.isalpha())
+
+
 def unstretch(text: str) -> str:
     """``"sooo"`` -> ``"so"``, ``"yesss"`` -> ``"yes"``: a letter said three times or more, once."""
-    if any(c * 3 in text for c in set(text) if c.isalpha()):
-        return _STRETCHED.sub(r"\1", text)
-    return text
+    return _STRETCHED.sub(r"\1", text) if stretched(text) else text
 
 
 def norm(text: str) -> str:
@@ -148,7 +151,8 @@ class TextView:
                     without_links = without_links.replace(link.text.casefold(), " ")
         tags = _HASHTAG.findall(raw) if "#" in raw else []
         split = [w for tag in tags for w in split_hashtag(tag)]
-        words = tokens(unstretch(without_links))
+        drawn_out = stretched(without_links)
+        words = tokens(_STRETCHED.sub(r"\1", without_links) if drawn_out else without_links)
         marks = emoji(folded)
         # hashtags appear as words in norm; their split form and possessive owners follow
         text_norm = " ".join(words + marks)
@@ -159,7 +163,7 @@ class TextView:
         return cls(raw=raw, folded=folded, norm=text_norm,
                    token_set=frozenset(words) | frozenset(split) | frozenset(marks) | owners,
                    hashtags=tuple(t.casefold() for t in tags), hashtag_words=tuple(split),
-                   links=links, emoji=tuple(marks))
+                   links=links, emoji=tuple(marks), memo={"stretched": drawn_out})
 
     def sentences(self) -> list[str]:
         """Normalised sentences (a scam sentence must hold its whole offer; memoised)."""
