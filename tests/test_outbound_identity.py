@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,13 @@ def test_the_shipped_stoplist_is_current() -> None:
                if line and not line.startswith("#")]
     assert vocab.build_stoplist(words_) == shipped, \
         "run: python -m monitor.detect.outbound.vocab stoplist /usr/share/dict/*-english"
+
+
+@pytest.mark.parametrize("hostile", [
+    "a" * 9_000, "a b " * 2_500, "🤮" * 3_000, "x." * 4_000, "h4t3 " * 1_500,
+    "killallthe" * 900, "they " * 2_000 + "Muslims", "M u s l i m s " * 600,
+])
+def test_crafted_posts_are_screened_in_bounded_time(hostile: str) -> None:
+    started = time.perf_counter()
+    SCREEN.screen(hostile)
+    assert time.perf_counter() - started < 1.0

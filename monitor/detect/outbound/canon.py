@@ -141,9 +141,14 @@ def glued(token: str, vocab: Vocabulary) -> bool:
     return found
 
 
+MAX_GLUED = 48  # longer runs of letters are not read as glued words (bounded work)
+
+
 def _split_glued(token: str, vocab: Vocabulary) -> list[str] | None:
     """``killallmuslims`` -> kill, all, muslims (every part known, one of them salient)."""
     n = len(token)
+    if n > MAX_GLUED:
+        return None
     glue = vocab.glue_words
     prefixes = vocab.glue_prefixes
     best: dict[int, list[str]] = {0: []}

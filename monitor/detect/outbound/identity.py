@@ -101,12 +101,12 @@ def analysis(ctx: ScreenContext) -> Analysis | None:
         memo["identity"] = None
         return None
     seq = canon.words(ctx.view.raw, vocab, stoplist())
-    if any(w.text in vocab.triggers for w in seq):
+    texts = {w.text for w in seq}
+    if not texts.isdisjoint(vocab.triggers):
         toks = tag(seq, vocab, ctx.setup.own_words)
-        group = any("GRP" in t.classes for t in toks)
-        women = any("GRP" in t.classes and t.dim == "gender" for t in toks) or any(
-            w.text in GENDER_WORDS for w in seq)
-        result = Analysis(toks, sentences(toks), group, women)
+        dims = {t.dim for t in toks if "GRP" in t.classes}
+        women = "gender" in dims or not texts.isdisjoint(GENDER_WORDS)
+        result = Analysis(toks, sentences(toks), bool(dims), women)
     memo["identity"] = result
     return result
 

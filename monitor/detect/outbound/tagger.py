@@ -30,6 +30,7 @@ PERSON_HEADS = frozenset({"critic", "critics", "reporter", "reporters", "journal
                           "clown", "moron", "snitch", "leaker", "writer", "influencer"})
 PERSON_DETS = frozenset({"that", "this", "the", "next", "first", "any", "every"})
 SHE = frozenset({"she", "her", "hers"})
+_RESOLVE = frozenset({"GRP", "ADJ", "CAP", "SLUR"})  # classes that depend on the words around
 
 
 @dataclass(slots=True)
@@ -72,10 +73,16 @@ def tag(seq: list[Word], vocab: Vocabulary, own: frozenset[str] = frozenset()) -
             toks.append(_plain(seq, i))
             i += 1
             continue
-        classes = set(vocab.phrases[phrase])
+        frozen = vocab.frozen[phrase]
         end = i + len(phrase)
-        nxt = seq[end].text if end < n else ""
         changed = any(w.changed for w in seq[i:end])
+        if not frozen & _RESOLVE:  # an ordinary pack word: nothing to decide
+            toks.append(Tok(texts[i] if end == i + 1 else " ".join(texts[i:end]), frozen,
+                            "", changed))
+            i = end
+            continue
+        classes = set(frozen)
+        nxt = seq[end].text if end < n else ""
         dim = vocab.groups.get(phrase, "")
         if "SLUR" in classes:
             classes.add("GRP")
@@ -100,21 +107,27 @@ def tag(seq: list[Word], vocab: Vocabulary, own: frozenset[str] = frozenset()) -
         if "GRP" in classes and (" ".join(phrase) in own or (seq[end - 1].possessive and end < n
                                  and seq[end].text not in vocab.person_nouns)):
             classes.discard("GRP")  # "men's grooming range", "Women's Day": a kind of thing
-        toks.append(Tok(" ".join(w.text for w in seq[i:end]), frozenset(classes), dim, changed))
+        toks.append(Tok(" ".join(texts[i:end]), frozenset(classes), dim, changed))
         i = end
     _persons(toks)
     return toks
 
 
+_YOU = frozenset({"YOU"})
+_PERSON = frozenset({"PERSON"})
+_SHE = frozenset({"PERSON", "SHE"})
+_NONE: frozenset[str] = frozenset()
+
+
 def _plain(seq: list[Word], i: int) -> Tok:
     text = seq[i].text
     if text in YOU_WORDS:
-        return Tok(text, frozenset({"YOU"}))
+        return Tok(text, _YOU)
     if text in PERSON_WORDS:
-        return Tok(text, frozenset({"PERSON"}))
+        return Tok(text, _PERSON)
     if text in SHE:
-        return Tok(text, frozenset({"PERSON", "SHE"}))
-    return Tok(text, frozenset(), changed=seq[i].changed)
+        return Tok(text, _SHE)
+    return Tok(text, _NONE, changed=seq[i].changed)
 
 
 def _persons(toks: list[Tok]) -> None:

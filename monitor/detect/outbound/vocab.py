@@ -69,6 +69,7 @@ def _phrase(text: str) -> tuple[str, ...]:
 class Vocabulary:
     phrases: dict[tuple[str, ...], set[str]] = field(default_factory=dict)  # words -> classes
     first: dict[str, tuple[int, ...]] = field(default_factory=dict)  # first word -> lengths
+    frozen: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict)  # final classes
     groups: dict[tuple[str, ...], str] = field(default_factory=dict)  # noun phrase -> dim
     adjectives: dict[tuple[str, ...], str] = field(default_factory=dict)
     capitalised: dict[str, str] = field(default_factory=dict)
@@ -99,6 +100,7 @@ class Vocabulary:
         for words in self.phrases:
             by_first.setdefault(words[0], set()).add(len(words))
         self.first = {w: tuple(sorted(n, reverse=True)) for w, n in by_first.items()}
+        self.frozen = {words: frozenset(classes) for words, classes in self.phrases.items()}
         singles = {w for words in self.phrases for w in words}
         self.words = frozenset(singles)
         hostile = {"BAD", "DEH", "ACT", "HATE", "DISG", "KILL", "GONE", "EXCL", "GRP", "SLUR",
