@@ -19,7 +19,16 @@ possessive bug and two general gaps it showed were fixed). It prints:
 - false-warning rate: ordinary posts raised at warning or above;
 - per category results, and each miss or false flag with its reasons.
 
-    /work/venv/bin/python bench/outbound.py [--set FILE] [--json] [--quiet]
+``--functional`` runs the functional suite instead (tests/functional_suite.py: dev and
+held-out slices, generated from tests/fixtures/outbound/functional/src) through the
+real detector of one brand, feeding each hashtag-hijack case's inbound posts to the
+engine's trending context first, and prints one summary line per slice, the figures
+per family against the targets of issue 13, per-functionality rates and the screen's
+throughput (``--throughput``). Misses are listed for the dev slice only (``--misses``):
+the held-out slice is reported as rates, never as cases.
+
+    .venv/bin/python bench/outbound.py [--set FILE] [--json] [--quiet]
+    .venv/bin/python bench/outbound.py --functional [--misses] [--throughput]
 """
 
 from __future__ import annotations
@@ -218,7 +227,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="labelled JSONL (default: the labelled and held-out sets)")
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
     parser.add_argument("--quiet", action="store_true", help="no per-post details")
+    parser.add_argument("--functional", action="store_true",
+                        help="run the functional suite (dev and held-out slices)")
+    parser.add_argument("--misses", action="store_true",
+                        help="with --functional: list the dev cases not as expected")
+    parser.add_argument("--throughput", action="store_true",
+                        help="with --functional: measure the screen's posts per second")
+    parser.add_argument("--split", choices=("dev", "heldout"), action="append",
+                        help="with --functional: only these slices (default: both)")
     args = parser.parse_args(argv)
+    if args.functional:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import outbound_functional
+
+        return outbound_functional.main(rule_params(), misses=args.misses,
+                                        speed=args.throughput, as_json=args.json,
+                                        splits=tuple(args.split or ()))
     sets = args.set or [FIXTURES / f"{name}.jsonl" for name in SETS
                         if (FIXTURES / f"{name}.jsonl").exists()]
     results = {path.stem: run(path) for path in sets}

@@ -323,10 +323,13 @@ class Daemon:
         self.sd.ready()
 
     async def _drain_queue(self, consumer: asyncio.Task[None]) -> None:
-        """Stop: store what is queued (sources' posts and accepted HTTP batches), then
-        checkpoint so the next start replays nothing."""
+        """Stop: store what is queued (sources' posts and accepted HTTP batches) within
+        DRAIN_SECONDS, then checkpoint so the next start replays nothing."""
         await _cancel([consumer])
-        self.intake.drain(lambda posts: self._process(posts, None))
+        left = await self.intake.drain(self._process, self.pool.enrich if self.pool else None)
+        if left:
+            log.warning("stopping with %d queued post(s) not stored (HTTP senders were not "
+                        "answered and send again; sources resume from their cursors)", left)
         with contextlib.suppress(StoreError):
             self.engine.checkpoint(force=True)
 

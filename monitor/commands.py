@@ -389,7 +389,9 @@ def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
                 result = screener.screen(text, watch=list(watch.values()), compound=compound)
             stdout.write(json.dumps({"id": row["id"], "flagged": result.flagged,
                                      "severity": result.severity if result.flagged else None,
-                                     "reasons": result.reasons}) + "\n")
+                                     "reasons": result.reasons,
+                                     "categories": result.categories,
+                                     "checks": result.checks}) + "\n")
     finally:
         if store is not None:
             store.close()

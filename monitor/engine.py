@@ -348,6 +348,10 @@ class Engine:
             self._count("duplicates", post.source)
             return Outcome(False)
         self._count("posts", post.source, post.kind)
+        if post.kind == "mention" and self._in_time(post.created_at, self.clock.now()):
+            # what the live stream is saying (the outbound screen's trending context)
+            self.context.outbound.trending.observe(post, e.compound if e.brands else None,
+                                                   e.brands)
         if not e.brands:
             self._count("unmatched", post.source)
             return Outcome(True)
@@ -370,11 +374,10 @@ class Engine:
             return []
         clock_now = received_at or self.clock.now()
         at = post.created_at
-        if at > clock_now + self.max_future:
-            self.metrics.rejected_time.labels(post.source, "future").inc()
-            return []  # a hostile or broken timestamp must not move any detector's clock
-        if at < clock_now - self.retention:
-            self.metrics.rejected_time.labels(post.source, "ancient").inc()
+        if not self._in_time(at, clock_now):
+            # a hostile or broken timestamp must not move any detector's clock
+            reason = "future" if at > clock_now else "ancient"
+            self.metrics.rejected_time.labels(post.source, reason).inc()
             return []
         now = max(clock_now, at)
         signals: list[Signal] = []
@@ -389,6 +392,11 @@ class Engine:
             if late:
                 self.metrics.late.labels(brand).inc()
         return self._route(signals, now)
+
+    def _in_time(self, at: datetime, now: datetime) -> bool:
+        """A post time the detectors may place: not beyond ``max_future`` ahead of
+        ``now``, not older than the raw-post retention."""
+        return now - self.retention <= at <= now + self.max_future
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
         """Let time pass: close buckets and resolve what has subsided."""

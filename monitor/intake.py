@@ -38,6 +38,7 @@ Process = Callable[[list[Post], list[Enrichment] | None], list[bool]]
 Enrich = Callable[[list[Post]], Awaitable[list[Enrichment] | None]]
 STORE_RETRY_SECONDS = 0.25  # a batch the store refused (locked, full) is retried,
 STORE_RETRY_MAX = 5.0  # with a doubling delay up to this
+DRAIN_SECONDS = 30.0  # at shutdown, queued posts are stored for at most this long
 
 
 class Backpressure(Exception):
@@ -176,13 +177,19 @@ class Intake:
                     item.done.set_result(item.results)
         self._gauges()
 
-    def drain(self, process: Callable[[list[Post]], list[bool]]) -> None:
-        """Shutdown: store everything still queued, synchronously."""
+    async def drain(self, process: Process, enrich: Enrich | None = None,
+                    within: float = DRAIN_SECONDS) -> int:
+        """Shutdown: store what is still queued (enriched by the worker when there is
+        one), for at most ``within`` seconds; return how many posts were left."""
         for item in itertools.chain(self._urgent, self._items):
             item.reserved = item.taken  # anything handed out but unsettled goes again
-        while self._urgent or self._items:
+        deadline = time.monotonic() + within
+        while (self._urgent or self._items) and time.monotonic() < deadline:
             posts, parts = self._reserve()
-            self._settle(parts, process(posts))
+            enrichments = await enrich(posts) if enrich is not None else None
+            self._settle(parts, process(posts, enrichments))
+            await asyncio.sleep(0)
+        return self._depth
 
     def fail_pending(self, exc: BaseException) -> None:
         """Shutdown: tell the HTTP clients still waiting that their batch was not taken."""

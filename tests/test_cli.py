@@ -74,7 +74,8 @@ def test_classify_and_screen_read_and_write_jsonl(project: Path) -> None:
                         'oops\n')
     assert commands.screen(project, stdin, out) == 1  # one malformed line
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert rows[0] == {"id": "a", "flagged": False, "severity": None, "reasons": []}
+    assert rows[0] == {"id": "a", "flagged": False, "severity": None, "reasons": [],
+                       "categories": [], "checks": []}  # categories, checks: added fields
     assert rows[1]["flagged"] and rows[1]["severity"] == "critical"
     assert any("evil.example" in r for r in rows[1]["reasons"])
 

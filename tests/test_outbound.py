@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_every_check_is_registered_with_weight_reason_and_scope() -> None:
 
 
 def test_a_new_check_registers_itself_and_is_tunable() -> None:
-    @check("test_emoji_storm", weight=0.5, reason="too many emoji")
+    @check("test_emoji_storm", category="spam_harmful", weight=0.5, reason="too many emoji")
     def emoji_storm(ctx: Any) -> list[Hit]:
         return [Hit("x")] if len(ctx.view.emoji) >= 5 else []
 
@@ -82,7 +83,9 @@ def test_a_new_check_registers_itself_and_is_tunable() -> None:
     finally:
         del CHECKS["test_emoji_storm"]
     with pytest.raises(RuntimeError, match="twice"):
-        check("profanity", weight=1, reason="dup")(emoji_storm)
+        check("profanity", category="obscenity_profanity", weight=1, reason="dup")(emoji_storm)
+    with pytest.raises(ValueError, match="unknown category"):
+        check("test_nope", category="gossip", weight=1, reason="x")
 
 
 # profanity -----------------------------------------------------------------------
@@ -107,7 +110,7 @@ def test_ordinary_words_are_not_profanity(text: str) -> None:
 
 def test_mild_profanity_alone_is_not_critical() -> None:
     severity, _, reasons = screen("damn, what a week")
-    assert severity == "info" and reasons == ["profanity or slur: damn"]
+    assert severity == "info" and reasons == ["profanity or slur: damn [obscenity_profanity]"]
 
 
 def test_profanity_allow_list() -> None:
@@ -173,11 +176,16 @@ def test_watch_entries_and_their_weight() -> None:
     entry = Watch.of("Easton", weight=1.0, note="marathon bombing")
     severity, checks, reasons = screen("Thinking of Easton today 💙", watch=[entry])
     assert severity == "critical" and checks == ["watchlist"]
-    assert reasons == ["on the sensitive-events watchlist: Easton (marathon bombing)"]
+    assert reasons == ["on the sensitive-events watchlist: Easton (marathon bombing) "
+                       "[death_injury_military_conflict]"]
     assert screen("Thinking of Easton today", watch=[Watch.of("Easton")])[0] == "warning"
     assert screen("Thinking of Eastonville", watch=[Watch.of("Easton")])[0] is None
     tagged = params(watchlist=["#PrayFor*"])
-    assert screen("#PrayForLyon", params=tagged)[1][:2] == ["sensitive_event", "watchlist"]
+    # solidarity alone asks for a look (the watchlist says it; the event is not counted twice)
+    assert screen("#PrayForLyon", params=tagged)[:2] == ("warning", ["watchlist"])
+    severity, checks, _ = screen("#PrayForLyon 20% off everything today", params=tagged)
+    assert severity == "critical" and {"watchlist", "sensitive_event", "newsjacking"} <= set(
+        checks)
 
 
 # links ----------------------------------------------------------------------------
@@ -234,7 +242,7 @@ def test_blocked_terms_and_patterns() -> None:
     p = params(blocked_terms=["Project Falcon"], blocked_patterns=[r"\bcode\s*red\b"])
     _, checks, reasons = screen("project falcon is CODE RED", params=p)
     assert checks == ["blocked_term", "blocked_pattern"]
-    assert reasons[0] == "blocked term: Project Falcon"
+    assert reasons[0] == "blocked term: Project Falcon [spam_harmful]"
 
 
 @pytest.mark.parametrize("data, key, message", [
@@ -291,3 +299,16 @@ def test_check_params_defaults() -> None:
     p = OutboundParams(checks={"tone": CheckParams(enabled=False)}, profanity=False)
     assert not p.enabled("tone") and not p.enabled("profanity") and p.enabled("scam")
     assert replace(p, check_links=False).enabled("shortener") is False
+
+
+def test_required_strings_skip_the_engine_but_never_change_the_answer() -> None:
+    assert saferegex.required(r"\b(?:send|transfer)\b.{0,40}\bbtc\b.{0,9}\bdouble\b") == (
+        "btc",)  # the first literal run every match holds
+    assert saferegex.required(r"(?:Send|wire)\s+it") == ("send", "wire")
+    assert saferegex.required(r"\bcode\s*red\b") == ("code",)
+    assert saferegex.required("a.*b.*c") == () and saferegex.required("foo|bar") == ()
+    for pattern in (r"\bcode\s*red\b", r"(?:Send|wire)\s+now", "foo|bar"):
+        matcher = saferegex.compile_safe(pattern)
+        for text in ("CODE  RED now", "please SEND NOW", "wire now", "bar", "nothing"):
+            assert matcher(text) == bool(re.search(pattern, text, re.IGNORECASE)), (pattern,
+                                                                                      text)

@@ -89,7 +89,7 @@ def test_unknown_client_only_when_the_source_reports_one() -> None:
     assert d.evaluate(out(1, "hi", client="hootsuite")).checks == []
     assert d.evaluate(out(2, "hi", client=None)).checks == []
     flagged = d.evaluate(out(3, "hi", client="Unknown Android"))
-    assert flagged.reasons == ["posted from an unknown app: 'Unknown Android'"]
+    assert flagged.reasons == ["posted from an unknown app: 'Unknown Android' [spam_harmful]"]
     assert flagged.severity == "warning"
 
 
@@ -113,7 +113,8 @@ def test_ledger_auto_starts_with_the_first_approved_post() -> None:
     assert result.checks == ["unsanctioned"] and result.severity == "warning"
     assert "only" in result.reasons[0] and "similar" in result.reasons[0]
     expired = d.evaluate(out(4, "Spring sale: 20% off this weekend!", NOON + timedelta(days=2)))
-    assert expired.reasons == ["not in the approved-posts ledger: no approved post is valid now"]
+    assert expired.reasons == ["not in the approved-posts ledger: no approved post is valid now "
+                               "[spam_harmful]"]
 
 
 def test_ledger_modes_and_brands() -> None:

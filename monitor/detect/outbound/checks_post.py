@@ -31,7 +31,8 @@ def within(local: time, start: time, end: time) -> bool:
     return local >= start or local <= end  # overnight, e.g. 22:00-06:00
 
 
-@check("off_hours", weight=0.4, reason="posted outside the allowed hours", scope="post")
+@check("off_hours", category="spam_harmful", weight=0.4,
+       reason="posted outside the allowed hours", scope="post")
 def off_hours(ctx: PostContext) -> list[Hit]:
     p = ctx.params
     if p.hours is None and not p.days:
@@ -49,7 +50,7 @@ def off_hours(ctx: PostContext) -> list[Hit]:
     return []
 
 
-@check("burst", weight=0.5, reason="burst of posts", scope="post")
+@check("burst", category="spam_harmful", weight=0.5, reason="burst of posts", scope="post")
 def burst(ctx: PostContext) -> list[Hit]:
     p = ctx.params
     if p.burst_limit <= 0 or ctx.recent <= p.burst_limit:
@@ -58,7 +59,8 @@ def burst(ctx: PostContext) -> list[Hit]:
     return [Hit(f"{ctx.recent} posts within {minutes:g} min (limit {p.burst_limit})")]
 
 
-@check("unknown_client", weight=0.6, reason="posted from an unknown app", scope="post")
+@check("unknown_client", category="spam_harmful", weight=0.6,
+       reason="posted from an unknown app", scope="post")
 def unknown_client(ctx: PostContext) -> list[Hit]:
     known = {c.casefold().strip() for c in ctx.params.known_clients}
     if not known or ctx.client is None or ctx.client.casefold().strip() in known:
@@ -66,7 +68,8 @@ def unknown_client(ctx: PostContext) -> list[Hit]:
     return [Hit(repr(ctx.client))]
 
 
-@check("unsanctioned", weight=0.6, reason="not in the approved-posts ledger", scope="post")
+@check("unsanctioned", category="spam_harmful", weight=0.6,
+       reason="not in the approved-posts ledger", scope="post")
 def unsanctioned(ctx: PostContext) -> list[Hit]:
     match = ctx.ledger
     if match is None or match.score >= ctx.params.ledger_threshold:

@@ -28,6 +28,9 @@ _GIVEAWAY = PhraseSet(["giveaway", "giving away", "giving back", "free", "claim"
                        "reward", "rewards", "bonus", "first 100", "first 500", "first 1000",
                        "limited", "instantly"])
 _NEGATED = re.compile(r"\b(?:never|will not|wont|do not|dont|scam|scams|fraud|beware)\b")
+_SCAM_WORDS = frozenset({w for phrase in lx.CRYPTO for w in phrase.split()} | {
+    "send", "sending", "transfer", "deposit", "contribute", "double", "2x", "triple",
+    "receive"})
 
 
 def _affirmed(ctx: ScreenContext) -> str:
@@ -35,12 +38,16 @@ def _affirmed(ctx: ScreenContext) -> str:
     return " | ".join(s for s in ctx.view.sentences() if not _NEGATED.search(s))
 
 
-@check("scam", weight=1.0, reason="crypto or giveaway scam pattern", cap=1.5)
+@check("scam", category="spam_harmful", weight=1.0,
+       reason="crypto or giveaway scam pattern", cap=1.5)
 def scam(ctx: ScreenContext) -> list[Hit]:
     hits: list[Hit] = []
     for name, regex in _WALLETS:
         if regex.search(ctx.view.raw):
             hits.append(Hit(name, 0.8))
+    if not hits and ctx.view.token_set.isdisjoint(_SCAM_WORDS) and "$" not in ctx.view.raw \
+            and not ctx.params.tuned("scam").terms:
+        return []  # no coin, no wallet, nothing to send or double
     affirmed = _affirmed(ctx)
     crypto = ctx.setup.phrases("scam", lx.CRYPTO).find_in(affirmed) or (
         [t for t in ctx.view.raw.split() if re.fullmatch(r"\$[A-Z]{3,6}", t)])
@@ -61,12 +68,21 @@ def scam(ctx: ScreenContext) -> list[Hit]:
 
 
 _LURE = re.compile("|".join(f"(?:{p})" for p in lx.CREDENTIAL_LURE))
+_LURE_WORDS = frozenset({"verify", "confirm", "update", "validate", "activate", "reactivate",
+                         "re", "account", "unusual", "within", "log", "login", "sign", "signin",
+                         "claim", "enter", "send", "share", "dm"})
+_DIGIT_OR_AT = re.compile(r"[\d@]")
 
 
-@check("credential_lure", weight=0.5, reason="phishing language", cap=2.0)
+@check("credential_lure", category="spam_harmful", weight=0.5, reason="phishing language", cap=2.0)
 def credential_lure(ctx: ScreenContext) -> list[Hit]:
+    extra = ctx.setup.phrases("credential_lure", ())
+    if ctx.view.token_set.isdisjoint(_LURE_WORDS) and not extra:
+        return []  # every lure needs one of these words
     affirmed = _affirmed(ctx)
-    hits = [Hit(m.group(0)) for m in _LURE.finditer(affirmed)]
+    # a deadline alone is what customer care promises too ("we'll reply within 48 hours")
+    hits = [Hit(m.group(0), 0.5 if m.group(0).startswith("within") else 1.0)
+            for m in _LURE.finditer(affirmed)]
     return hits + [Hit(t) for t in ctx.setup.phrases("credential_lure", ()).find_in(affirmed)]
 
 
@@ -101,13 +117,15 @@ def _shorteners(ctx: ScreenContext) -> frozenset[str]:
     return SHORTENERS | {s.casefold() for s in ctx.params.shorteners}
 
 
-@check("shortener", weight=0.6, reason="link shortener hides the destination")
+@check("shortener", category="spam_harmful", weight=0.6,
+       reason="link shortener hides the destination")
 def shortener(ctx: ScreenContext) -> list[Hit]:
     short = _shorteners(ctx)
     return [Hit(h) for h in _outside(ctx) if h in short]
 
 
-@check("link", weight=0.6, reason="link outside the allowed domains", cap=1.5)
+@check("link", category="spam_harmful", weight=0.6,
+       reason="link outside the allowed domains", cap=1.5)
 def link(ctx: ScreenContext) -> list[Hit]:
     short = _shorteners(ctx)
     hits = []
@@ -142,7 +160,8 @@ def _registrable(host: str) -> str:
     return labels[-2] if len(labels) >= 2 else labels[0]
 
 
-@check("lookalike_domain", weight=1.0, reason="lookalike of the brand's domain", cap=1.0)
+@check("lookalike_domain", category="spam_harmful", weight=1.0,
+       reason="lookalike of the brand's domain", cap=1.0)
 def lookalike_domain(ctx: ScreenContext) -> list[Hit]:
     hits: list[Hit] = []
     for host in _outside(ctx):
@@ -203,9 +222,12 @@ def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
-@check("personal_data", weight=1.0, reason="personal data in a public post", cap=2.0)
+@check("personal_data", category="crime_harmful_acts", weight=1.0,
+       reason="personal data in a public post", cap=2.0)
 def personal_data(ctx: ScreenContext) -> list[Hit]:
     raw = ctx.view.raw
+    if not _DIGIT_OR_AT.search(raw):
+        return []  # numbers and addresses need digits or an @
     for link in ctx.view.links:
         raw = raw.replace(link.text, " ")
     hits: list[Hit] = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
 from monitor.detect.outbound.params import OutboundParams
 from monitor.detect.outbound.text import PhraseSet, TextView, norm
@@ -48,8 +50,18 @@ class Setup:
         words = [w for n in names for w in norm(n).split()]
         self.brand_words = tuple(dict.fromkeys(w for w in words if len(w) >= 6
                                                and w not in self.brand_labels))
+        # the brand's own name words ("American" of American Airlines) are never a group
+        self.own_words = frozenset(" ".join(norm(n).split()) for n in names) | frozenset(
+            w for w in words if len(w) >= 3)
         self.own_contacts = tuple(c.casefold().strip() for c in params.own_contacts)
         self.static_watch = tuple(Watch.of(t) for t in params.watchlist)
+        self.static_matcher = PhraseSet(params.watchlist)  # all of them in one pass
+        self.static_by_term = {w.term: w for w in self.static_watch}
+        self.identity_key = (tuple(sorted((dim, tuple(terms))
+                                          for dim, terms in params.groups.items())),
+                             params.tuned("identity_hate").allow)
+        self.events_key = tuple(sorted((kind, tuple(terms))
+                                       for kind, terms in params.events.items()))
         self._sets: dict[tuple[str, int], PhraseSet] = {}
 
     def phrases(self, check: str, words: Sequence[str], primary: bool = True) -> PhraseSet:
@@ -62,12 +74,32 @@ class Setup:
         return found
 
 
+class Trending(Protocol):
+    """What the inbound stream says about the words of a post (see :mod:`.trending`)."""
+
+    def lookup(self, view: TextView, brand: str | None, at: datetime | None,
+               min_posts: float, dark_share: float) -> list[TrendHit]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TrendHit:
+    key: str  # "#notguilty", "boston", "~shoot" (a stem), "@brand"
+    posts: float  # recent inbound posts with it (decayed)
+    dark: float  # ... of which about death, violence, crime or tragedy
+    negative: float  # ... of which strongly negative
+    terms: tuple[str, ...]  # the dark words seen most with it
+    brand: bool = False  # the brand's own mentions
+
+
 @dataclass(slots=True)
 class ScreenContext:
     setup: Setup
     view: TextView
     watch: Sequence[Watch] = ()
     compound: float | None = None  # VADER compound of the text, when the caller has it
+    trending: Trending | None = None  # the engine's view of the inbound stream
+    brand: str | None = None
+    at: datetime | None = None
 
     @property
     def params(self) -> OutboundParams:

@@ -1,9 +1,12 @@
 """The ``outbound`` detector: one signal per flagged post of the brand's own accounts.
 
 It adds to the pure screen what needs memory or context: posting hours, bursts
-(the brand's recent post times, kept in the detector state), the client app and
-the approved-posts ledger. Each flagged post is its own signal, keyed by the post,
-so the router's cooldown never holds back a distinct post.
+(the brand's recent post times, kept in the detector state), the client app, the
+approved-posts ledger and the engine's trending context. Each flagged post is its
+own signal, keyed by the post, so the router's cooldown never holds back a distinct
+post. A rule with ``categories`` (or ``exclude_categories``) only sees the findings
+of those brand-safety categories: several outbound rules route one post's hate
+findings to one channel and its phishing findings to another.
 """
 
 from __future__ import annotations
@@ -54,7 +57,9 @@ class OutboundDetector(Detector):
         """Every check on one post; remembers the post for the burst check."""
         at = post.created_at
         watch = self.runtime.watches(self.brand.name, at)
-        result = self.screener.screen(post.text, watch=watch, compound=compound)
+        result = self.screener.screen(post.text, watch=watch, compound=compound,
+                                      trending=self.runtime.trending, brand=self.brand.name,
+                                      at=at)
         window = self.params.burst_window
         self.recent.append(at)
         while self.recent and self.recent[0] < at - window:
@@ -66,7 +71,9 @@ class OutboundDetector(Detector):
 
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
         post = item.post
-        result = self.evaluate(post, item.compound)
+        # a rule routed to some categories sees only their findings (and their severity)
+        result = self.evaluate(post, item.compound).only(self.params.categories,
+                                                         self.params.exclude_categories)
         if not result.flagged or not at_least(result.severity, self.params.min_severity):
             return []
         handle = post.author.handle.lstrip("@")
@@ -77,6 +84,7 @@ class OutboundDetector(Detector):
                             severity=result.severity,
                             details={"post": post_summary(item), "link": post.url,
                                      "reasons": result.reasons, "checks": result.checks,
+                                     "categories": result.categories,
                                      "score": round(result.score, 2),
                                      "client": post.client})]
 

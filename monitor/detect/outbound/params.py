@@ -4,6 +4,9 @@ Every check can be tuned under ``checks.<name>``: ``enabled``, ``weight`` and, f
 word-list checks, ``terms`` (added to the built-in list) and ``allow`` (phrases that
 never count for that check, e.g. ``"vice president"`` for ``divisive``). The other
 keys configure single checks: see rules/outbound.yaml for the documented defaults.
+``groups`` and ``events`` extend the packs (``packs/identity.yaml``,
+``packs/events.yaml``); ``categories`` / ``exclude_categories`` route a rule to the
+findings of some brand-safety categories only (:mod:`.taxonomy`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ PLATFORM_DOMAINS = ("x.com", "twitter.com", "t.co", "facebook.com", "fb.me", "in
                     "youtube.com", "youtu.be", "linkedin.com", "tiktok.com", "threads.net",
                     "bsky.app", "mastodon.social", "pinterest.com", "wa.me")
 CHECK_MODULES = ("monitor.detect.outbound.checks_content", "monitor.detect.outbound.checks_risk",
-                 "monitor.detect.outbound.checks_post")
+                 "monitor.detect.outbound.checks_post", "monitor.detect.outbound.checks_identity",
+                 "monitor.detect.outbound.checks_events", "monitor.detect.outbound.checks_staff")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,9 @@ class CheckParams:
     weight: float | None = field(default=None, metadata={"min": 0.0, "max": 10.0})
     terms: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
+
+
+_DEFAULT_CHECK = CheckParams()
 
 
 def parse_hours(text: str) -> tuple[time, time]:
@@ -64,7 +71,15 @@ class OutboundParams:
     competitors: tuple[str, ...] = ()
     own_contacts: tuple[str, ...] = ()  # the brand's own phone numbers / e-mail addresses
     watchlist: tuple[str, ...] = ()  # static sensitive events/hashtags (runtime ones: HTTP)
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # + identity pack
+    events: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # + events pack
     checks: Mapping[str, CheckParams] = field(default_factory=dict)
+    # routing: only findings of these categories (empty: all) and none of the excluded
+    categories: tuple[str, ...] = ()
+    exclude_categories: tuple[str, ...] = ()
+    # trending context: a brand post using what the inbound stream links to tragedy
+    trending_min_posts: float = field(default=4.0, metadata={"min": 1.0})
+    trending_dark_share: float = field(default=0.4, metadata={"min": 0.0, "max": 1.0})
     # posting context (per brand, in the detector) ---------------------------------
     timezone: str = "UTC"
     hours: str | None = None  # allowed posting hours, e.g. "07:00-22:00"; None: any time
@@ -86,6 +101,13 @@ class OutboundParams:
             message = saferegex.problem(pattern)
             if message:  # named by item, so the error points at the pattern's own line
                 return [(f"blocked_patterns[{index}]", message)]
+        from monitor.detect.outbound.taxonomy import CATEGORIES
+
+        for key in ("categories", "exclude_categories"):
+            bad = [c for c in getattr(self, key) if c not in CATEGORIES]
+            if bad:
+                return [(key, f"unknown categor{'ies' if len(bad) > 1 else 'y'} "
+                              f"{', '.join(bad)} (known: {', '.join(CATEGORIES)})")]
         known = check_names()
         unknown = sorted(set(self.checks) - set(known))
         if unknown:
@@ -110,7 +132,7 @@ class OutboundParams:
         return []
 
     def tuned(self, name: str) -> CheckParams:
-        return self.checks.get(name) or CheckParams()
+        return self.checks.get(name) or _DEFAULT_CHECK
 
     def enabled(self, name: str) -> bool:
         if name == "profanity" and not self.profanity:

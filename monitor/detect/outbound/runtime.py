@@ -1,4 +1,4 @@
-"""Runtime state shared by every outbound detector: the watchlist and the approved-posts ledger.
+"""Runtime state shared by every outbound detector: watchlist, approved-posts ledger, trends.
 
 Admins add current events to the **watchlist** through the HTTP API (``/watchlist``);
 the publishing workflow registers what it is about to post in the **ledger**
@@ -6,7 +6,9 @@ the publishing workflow registers what it is about to post in the **ledger**
 store and kept in memory here. The engine owns one :class:`OutboundRuntime`, bound to
 its store, and hands it to every detector it builds through their
 :class:`~monitor.detect.base.DetectorContext`; the daemon's HTTP API edits the same
-object (tests and the ``screen`` command build their own).
+object (tests and the ``screen`` command build their own). The engine also feeds
+every inbound post to its :class:`~.trending.TrendingContext` (``trending``), which
+the outbound screen asks what the live stream says about a post's hashtags and words.
 
 Ledger similarity: both texts are normalised (links, punctuation and emoji dropped,
 case folded); the score is the larger of the Jaccard index of their word 1- and
@@ -29,6 +31,7 @@ from monitor.clock import parse_time
 from monitor.config.strict import parse_duration
 from monitor.detect.outbound.context import Watch
 from monitor.detect.outbound.text import norm
+from monitor.detect.outbound.trending import TrendingContext
 
 if TYPE_CHECKING:
     from monitor.store.sqlite import SqliteStore
@@ -208,12 +211,14 @@ class OutboundRuntime:
         self.watch: dict[str, WatchEntry] = {}
         self.approved: dict[str, ApprovedPost] = {}
         self._matchers: dict[str, Watch] = {}
+        self.trending = TrendingContext()  # fed by the engine with every inbound post
 
     def reset(self) -> None:
         self.store = None
         self.watch.clear()
         self.approved.clear()
         self._matchers.clear()
+        self.trending.clear()
 
     def bind(self, store: SqliteStore) -> None:
         """Use ``store`` from now on and load what it holds."""

@@ -139,8 +139,56 @@ def problem(pattern: str) -> str | None:
 Matcher = Callable[[str], bool]
 
 
+def _literal(nodes: Any) -> str | None:
+    """The text of a node list made of literal characters only, else None."""
+    chars = []
+    for op, av in nodes:
+        if op is not _parser.LITERAL:
+            return None
+        chars.append(chr(av))
+    return "".join(chars)
+
+
+def required(pattern: str) -> tuple[str, ...]:
+    """Strings one of which every match contains (empty: none known), for a cheap test
+    before the engine runs: a top-level literal run or an alternation of literals."""
+    try:
+        nodes = list(_parser.parse(pattern))
+    except re.error:
+        return ()
+    run: list[str] = []
+    best: tuple[str, ...] = ()
+    for op, av in [*nodes, (None, None)]:
+        if op is _parser.LITERAL:
+            run.append(chr(av))
+            continue
+        if len(run) >= 3:
+            return ("".join(run).casefold(),)
+        run = []
+        if op is _parser.SUBPATTERN and len(av[-1]) == 1:
+            op, av = av[-1][0]  # (send|transfer): the alternation inside the group
+        if op is _parser.BRANCH and not best and len(nodes) > 1:
+            texts = [_literal(branch) for branch in av[1]]  # (?:send|transfer)
+            if all(t is not None and len(t) >= 2 for t in texts):
+                best = tuple(t.casefold() for t in texts if t is not None)
+    return best
+
+
 def compile_safe(pattern: str) -> Matcher:
-    """A case-insensitive search function for a pattern that passed :func:`problem`."""
+    """A case-insensitive search function for a pattern that passed :func:`problem`
+    (skipped at once when the text lacks every string a match must contain)."""
+    matcher = _compile(pattern)
+    needles = required(pattern)
+    if not needles:
+        return matcher
+
+    def search(text: str) -> bool:
+        folded = text[:MAX_SCAN].casefold()
+        return any(n in folded for n in needles) and matcher(text)
+    return search
+
+
+def _compile(pattern: str) -> Matcher:
     if RE2 is not None:
         options = RE2.Options()
         options.case_sensitive = False

@@ -23,6 +23,7 @@ _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
 _BARE = re.compile(r"(?<![\w@.\-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){1,6}"
                    r"([a-z]{2,24}))(?::\d{1,5})?(/[^\s<>\"'()\[\]{}]*)?", re.IGNORECASE)
 _HASHTAG = re.compile(r"(?<![\w#])#(\w{1,100})")
+_DOTTED = re.compile(r"[a-zA-Z0-9]\.[a-zA-Z]{2}")  # what any bare domain has
 _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 _POSSESSIVE = re.compile(r"([^\W\d_]{2,})['\u2019]s\b")
@@ -42,21 +43,37 @@ MASKS = frozenset("*#%_.")
 
 def fold(text: str) -> str:
     """NFKC, case-folded, zero-width characters removed (homoglyph-safe enough for words)."""
+    if text.isascii():
+        return text.casefold()
     return _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).casefold()
 
 
 def tokens(text: str) -> list[str]:
     """Words (letters/digits), ``%``/currency signs and emoji of already folded text."""
-    return [m.group(0) for m in _TOKEN.finditer(_APOSTROPHES.sub("", text))]
+    if "'" in text or not text.isascii():
+        text = _APOSTROPHES.sub("", text)
+    return _TOKEN.findall(text)
 
 
 def emoji(text: str) -> list[str]:
-    return [c for c in text if unicodedata.category(c) == "So"]
+    if text.isascii():
+        return []
+    return [c for c in text if c > "\u2000" and unicodedata.category(c) == "So"]
+
+
+def stretched(text: str) -> bool:
+    """Whether a letter is said three times or more ("sooo")."""
+    return any(c * 3 in text for c in set(text) if c.isalpha())
+
+
+def unstretch(text: str) -> str:
+    """``"sooo"`` -> ``"so"``, ``"yesss"`` -> ``"yes"``: a letter said three times or more, once."""
+    return _STRETCHED.sub(r"\1", text) if stretched(text) else text
 
 
 def norm(text: str) -> str:
     """The matching form of a phrase or a text: ``"It’s our page!"`` -> ``"its our page"``."""
-    folded = _STRETCHED.sub(r"\1", fold(text))
+    folded = unstretch(fold(text))
     return " ".join(tokens(folded) + emoji(folded))
 
 
@@ -88,6 +105,8 @@ def _host_of(url: str) -> tuple[str, str]:
 
 def find_links(text: str) -> list[Link]:
     links: list[Link] = []
+    if "." not in text and "/" not in text:
+        return links
     rest = text
     for match in _URL.finditer(text):
         url = match.group(0).rstrip(".,;:!?…")
@@ -95,6 +114,8 @@ def find_links(text: str) -> list[Link]:
         if host:
             links.append(Link(url, host, path, bare=False))
         rest = rest.replace(match.group(0), " ")
+    if not _DOTTED.search(rest):
+        return links
     for match in _BARE.finditer(rest):
         tld = match.group(2).casefold()
         if tld not in BARE_TLDS and len(tld) != 2:
@@ -122,27 +143,36 @@ class TextView:
         raw = text[:MAX_SCAN]
         folded = fold(raw)
         links = tuple(find_links(raw))
-        without_links = _URL.sub(" ", folded)
-        for link in links:
-            if link.bare:
-                without_links = without_links.replace(link.text.casefold(), " ")
-        tags = _HASHTAG.findall(raw)
+        without_links = folded
+        if links:
+            without_links = _URL.sub(" ", folded)
+            for link in links:
+                if link.bare:
+                    without_links = without_links.replace(link.text.casefold(), " ")
+        tags = _HASHTAG.findall(raw) if "#" in raw else []
         split = [w for tag in tags for w in split_hashtag(tag)]
-        words = tokens(_STRETCHED.sub(r"\1", without_links))
+        drawn_out = stretched(without_links)
+        words = tokens(_STRETCHED.sub(r"\1", without_links) if drawn_out else without_links)
         marks = emoji(folded)
         # hashtags appear as words in norm; their split form and possessive owners follow
         text_norm = " ".join(words + marks)
-        owners = frozenset(m.group(1) for m in _POSSESSIVE.finditer(without_links))
+        owners = frozenset(m.group(1) for m in _POSSESSIVE.finditer(without_links)) if (
+            "'" in without_links or "\u2019" in without_links) else frozenset()
         if split or owners:  # "governor's" is also "governor"
             text_norm += " | " + " ".join(split + sorted(owners))
         return cls(raw=raw, folded=folded, norm=text_norm,
                    token_set=frozenset(words) | frozenset(split) | frozenset(marks) | owners,
                    hashtags=tuple(t.casefold() for t in tags), hashtag_words=tuple(split),
-                   links=links, emoji=tuple(marks))
+                   links=links, emoji=tuple(marks), memo={"stretched": drawn_out})
 
     def sentences(self) -> list[str]:
-        """Normalised sentences (a scam sentence must hold its whole offer)."""
-        return [norm(s) for s in _SENTENCES.split(_URL.sub(" ", self.raw)) if s.strip()]
+        """Normalised sentences (a scam sentence must hold its whole offer; memoised)."""
+        found = self.memo.get("sentences")
+        if found is None:
+            found = self.memo["sentences"] = [norm(s) for s in
+                                              _SENTENCES.split(_URL.sub(" ", self.raw))
+                                              if s.strip()]
+        return found  # type: ignore[return-value]
 
 
 class PhraseSet:
@@ -178,12 +208,26 @@ class PhraseSet:
         allowed = sorted({norm(a) for a in allow if norm(a)}, key=len, reverse=True)
         self._allow = (re.compile(r"(?<!\S)(?:" + "|".join(map(re.escape, allowed)) + r")(?!\S)")
                        if allowed else None)
+        # a text without any phrase's first word cannot hold the phrase: the regex is skipped
+        self._wordset = frozenset(self.words)
+        # the longest word of each phrase: a text without it cannot hold the phrase
+        self._heads = frozenset(max(k.split(), key=len) for k in self.labels)
+        self._empty = not (self.words or self.tags or self.tag_prefixes or patterns)
+        self._starred = any(v.endswith("*") and " " not in norm(v.rstrip("*"))
+                            for v in self.labels.values())
+        self._allow_heads = frozenset(a.split()[0] for a in allowed)
 
     def __bool__(self) -> bool:
         return bool(self.words or self.tags or self.tag_prefixes or self._regex)
 
     def find(self, view: TextView) -> list[str]:
         """The phrases found in a post, in their configured spelling, each once."""
+        if self._empty:
+            return []
+        present = view.token_set
+        if present.isdisjoint(self._wordset) and not view.hashtags and (
+                self._regex is None or (not self._starred and present.isdisjoint(self._heads))):
+            return []  # nothing of this set can be in the post (the common case)
         found = self._find_text(view.norm, view.token_set)
         for tag in view.hashtags:
             if tag in self.tags:
@@ -192,18 +236,24 @@ class PhraseSet:
                       if tag.startswith(prefix)]
         return list(dict.fromkeys(found))
 
+    def blank(self, text: str) -> str:
+        """``text`` with this set's word phrases replaced by ``~`` (for allow-lists)."""
+        for word in frozenset(text.split()) & self._wordset:
+            text = re.sub(rf"(?<!\S){re.escape(word)}(?!\S)", "~", text)
+        return self._regex.sub("~", text) if self._regex is not None else text
+
     def find_in(self, text: str) -> list[str]:
         """The word phrases found in already normalised text (no hashtags)."""
         return list(dict.fromkeys(self._find_text(text, None)))
 
     def _find_text(self, text: str, token_set: frozenset[str] | None) -> list[str]:
-        if self._allow is not None:
+        present = frozenset(text.split()) if token_set is None else token_set
+        if self._allow is not None and not present.isdisjoint(self._allow_heads):
             text = self._allow.sub(" ~ ", text)
-            token_set = None
-        present = set(text.split()) if token_set is None else token_set
+            present = frozenset(text.split())
         hits: list[tuple[int, str]] = [(text.find(w), self.words[w])
-                                       for w in present & self.words.keys()]
-        if self._regex is not None:
+                                       for w in present & self._wordset]
+        if self._regex is not None and (self._starred or not present.isdisjoint(self._heads)):
             for match in self._regex.finditer(text):
                 key = match.group(1)
                 label = self.labels.get(key)
