@@ -26,3 +26,4 @@ test: setup lint
 bench: setup
 	$(BIN)/python bench/detection.py
 	$(BIN)/python bench/sentiment.py
+	$(BIN)/python bench/dashboard.py
