@@ -285,18 +285,17 @@
     var now = {}, next = {};
     result.current.fired.forEach(function (t) { now[toTs(t)] = true; });
     result.proposed.fired.forEach(function (t) { next[toTs(t)] = true; });
+    var markers = Object.keys(now).map(function (t) { return { at: +t, color: C.fireNow }; })
+      .concat(Object.keys(next).map(function (t) { return { at: +t, color: C.fireNew, down: true }; }));
     var opts = {
       width: plotWidth(fig), height: +(fig.dataset.height || 220), tzDate: utc,
       cursor: { drag: { x: true, y: false } },
       scales: { x: { time: true } },
       series: [{}, { label: "mentions / bucket", stroke: C.mentions, width: 1, points: { show: false } }],
       axes: axes("mentions"),
-      hooks: { draw: [drawMarkers] }
+      hooks: { draw: [function (u) { u.bmMarkers = markers; drawMarkers(u); }] }
     };
     var u = new uPlot(opts, [s.times, s.counts], fig.querySelector(".plot"));
-    u.bmMarkers = Object.keys(now).map(function (t) { return { at: +t, color: C.fireNow }; })
-      .concat(Object.keys(next).map(function (t) { return { at: +t, color: C.fireNew, down: true }; }));
-    u.redraw();
     charts[fig.id] = u;
     fig.dataset.points = s.counts.length;
     fig.dataset.ready = "1";
