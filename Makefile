@@ -27,3 +27,4 @@ bench: setup
 	$(BIN)/python bench/detection.py
 	$(BIN)/python bench/sentiment.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/dashboard.py

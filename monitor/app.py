@@ -35,6 +35,7 @@ from monitor.intake import Intake
 from monitor.metrics import Metrics
 from monitor.model import Alert, Post
 from monitor.notify.channels import build_notifiers
+from monitor.notify.chartimg import AlertCharts
 from monitor.notify.outbox import OutboxWorker
 from monitor.route.schedule import resolve_channels
 from monitor.route.silences import SILENCE_RETENTION
@@ -88,6 +89,8 @@ class Daemon:
         self.outages = OutageWatch(self.admin_alert)  # source down > 2 min: admin alert
         self._dead_reported: dict[str, datetime] = {}  # channel -> last dead-letter alert
         self.http_port: int | None = None
+        #: the last rule reload (SIGHUP or a changed rules folder), for the dashboard
+        self.last_reload: dict[str, Any] | None = None
         self.max_loop_lag = 0.0
         self._last_loop_beat = asyncio.get_event_loop().time()
 
@@ -176,12 +179,16 @@ class Daemon:
             rules = load_rules(Path(self.config.rules_dir), self.config)
         except ConfigError as exc:
             self.metrics.reloads.labels("error").inc()
+            self.last_reload = {"at": self.clock.now(), "ok": False,
+                                "problems": [str(p) for p in exc.problems]}
             for problem in exc.problems:
                 log.error("reload rejected, keeping the previous rules: %s", problem)
             self.admin_alert("rules-reload", "Rule reload rejected: the previous rules stay "
                              "active", "\n".join(str(p) for p in exc.problems))
             return False
         self.engine.swap_rules(rules)
+        self.last_reload = {"at": self.clock.now(), "ok": True, "rules": len(rules.rules),
+                            "problems": []}
         self.metrics.reloads.labels("ok").inc()
         log.info("rules reloaded: %d rules", len(rules.rules))
         return True
@@ -207,7 +214,7 @@ class Daemon:
         """The outbox worker over every real (non-rotation) channel; a dead letter no
         fallback carries is reported to the admin channels."""
         real = [c for c in self.config.channels if c.rotation is None]  # not virtual
-        notifiers = build_notifiers(real, self.config_path.parent)
+        notifiers = build_notifiers(real, self.config_path.parent, AlertCharts(self.store))
         channels = {c.name: c for c in real}
         return OutboxWorker(self.store, notifiers, channels, clock, self.metrics,
                             on_dead=self.dead_letter)

@@ -77,10 +77,11 @@ class Engine:
         plugins.load()
         self.config = config
         self.store = store
+        self.aggregates = AggregateBuffer()
         if context is None:  # the outbound watchlist and ledger live in this store
             runtime = OutboundRuntime()
             runtime.bind(store)
-            context = DetectorContext(outbound=runtime)
+            context = DetectorContext(outbound=runtime, expect=self.aggregates.expect)
         self.context = context
         self.clock = clock
         self.metrics = metrics
@@ -92,7 +93,6 @@ class Engine:
         self.detectors: dict[tuple[str, str], Detector] = {}
         self._by_brand_kind: dict[tuple[str, str], tuple[Detector, ...]] = {}
         self.on_alerts: Callable[[Sequence[Alert]], None] = lambda alerts: None
-        self.aggregates = AggregateBuffer()
         self.checkpoints = checkpoints
         self.max_future = config.max_future
         self.retention = config.storage.retention

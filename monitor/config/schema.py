@@ -169,8 +169,10 @@ class HttpConfig:
     sign the raw body instead (``X-BrandMonitor-Timestamp`` +
     ``X-BrandMonitor-Signature: sha256=...``, or GitHub's ``X-Hub-Signature-256``).
     ``api_token`` protects the alerts, silences, outbox, watchlist and ledger
-    API (reads and writes). Tokens and secrets are secrets: write them as
-    ``${ENV_VAR}``, never literally, with at least 16 random characters.
+    API (reads and writes) and the dashboard (``/ui``); ``read_token`` gives
+    read access only (API reads, a read-only dashboard). Tokens and secrets are
+    secrets: write them as ``${ENV_VAR}``, never literally, with at least 16
+    random characters.
 
     The server refuses to start on a ``host`` other than a loopback address
     (127.0.0.0/8, ::1, localhost) without ``api_token``, since the API would be
@@ -184,6 +186,7 @@ class HttpConfig:
     ingest_token: str | None = field(default=None, metadata={"secret": True})
     ingest_hmac_secret: str | None = field(default=None, metadata={"secret": True})
     api_token: str | None = field(default=None, metadata={"secret": True})
+    read_token: str | None = field(default=None, metadata={"secret": True})
     allow_no_api_token: bool = False
     max_body_bytes: int = field(default=1_048_576, metadata={"min": 1024})
     max_batch: int = field(default=1000, metadata={"min": 1})
@@ -199,9 +202,14 @@ class HttpConfig:
                        "characters, e.g. from 'openssl rand -hex 16'")
                  for key, value in (("ingest_token", self.ingest_token),
                                     ("api_token", self.api_token),
+                                    ("read_token", self.read_token),
                                     ("ingest_hmac_secret", self.ingest_hmac_secret))
                  if value is not None and len(value) < MIN_SECRET]
-        if (self.enabled and self.api_token is None and not self.allow_no_api_token
+        if self.read_token is not None and self.read_token == self.api_token:
+            found.append(("read_token", "must differ from api_token (it gives read access "
+                                        "only)"))
+        if (self.enabled and self.api_token is None and self.read_token is None
+                and not self.allow_no_api_token
                 and not is_loopback(self.host)):
             found.append(("host", f"{self.host!r} is reachable from the network, but "
                                   "api_token is not set: alerts, silences and the outbound "

@@ -9,6 +9,7 @@ hand it to the store through ``to_state``/``load_state`` so a restart is warm.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -41,9 +42,13 @@ class EnrichedPost:
 @dataclass(frozen=True, slots=True)
 class DetectorContext:
     """What the engine shares with every detector it builds, beyond rule and brand:
-    ``outbound``, the watchlist and approved-posts ledger of the outbound screen."""
+    ``outbound``, the watchlist and approved-posts ledger of the outbound screen;
+    ``expect(brand, bucket_start, expected)``, where a volume detector reports the
+    mention count it expected of each bucket it closes (stored with the per-brand
+    aggregates: the dashboard's expected band)."""
 
     outbound: OutboundRuntime
+    expect: Callable[[str, datetime, float], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

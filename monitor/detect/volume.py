@@ -89,6 +89,8 @@ class VolumeSpikeDetector(Detector):
 
     def _close(self, bucket: Bucket) -> list[Signal]:
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=1.0)
+        if verdict.warm and self.ctx is not None and self.ctx.expect is not None:
+            self.ctx.expect(self.brand.name, bucket.start, round(verdict.expected, 2))
         if bucket.count:
             self.silent = 0.0
         else:

@@ -41,7 +41,8 @@ Routes (every error is JSON ``{"error": "..."}``, including 404 and 405):
 
 The alert lifecycle (``/alerts/{id}/ack``, ``/silences``) and the outbox
 (``/outbox``, dead letters) have their own route modules: lifecycle_api.py and
-outbox_api.py.
+outbox_api.py. The dashboard (``/ui``; ``/`` and ``/dashboard`` redirect there) is
+monitor/web. Reads accept ``api_token`` or ``read_token``.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ from monitor.metrics import Metrics
 from monitor.model import Post
 from monitor.route.lifecycle import Lifecycle
 from monitor.store.sqlite import SqliteStore
+from monitor.web import WebRoutes
 
 if TYPE_CHECKING:
     from monitor.detect.outbound.runtime import OutboundRuntime
@@ -231,9 +233,14 @@ class _Handlers:
         return _json({"accepted": accepted, "duplicates": duplicates}, 202)
 
     def _check_api_token(self, request: web.Request) -> None:
-        token = self.config.api_token
-        if token is not None:  # None: open (localhost by default); "" locks everyone out
-            require_bearer(request.headers.get(hdrs.AUTHORIZATION), token, "the alerts API")
+        """Reads: open while neither ``api_token`` nor ``read_token`` is set (loopback
+        by default; "" locks everyone out), else either token."""
+        tokens = [t for t in (self.config.api_token, self.config.read_token) if t is not None]
+        if not tokens:
+            return
+        header = request.headers.get(hdrs.AUTHORIZATION)
+        if not any(bearer_matches(header, t) for t in tokens[1:]):
+            require_bearer(header, tokens[0], "the alerts API")
 
     async def alerts(self, request: web.Request) -> web.Response:
         """List alerts; open without a token only when ``api_token`` is ``None``."""
@@ -343,6 +350,7 @@ def create_app(config: HttpConfig, api: DaemonApi, *, clock: Clock | None = None
                     config.max_body_bytes).add_to(app)
     OutboxRoutes(api.store, h._check_api_token, h._require_admin,
                  config.max_body_bytes, getattr(api, "outbox_wake", None)).add_to(app)
+    WebRoutes(config, api, h._now).add_to(app)  # the dashboard, /ui (monitor/web)
     return app
 
 

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 CONSOLE_SCHEME = "console://"
 TAIL_BYTES = 256 * 1024  # how far back a jsonl channel looks for an already written alert
 JSONL_SCHEME = "jsonl://"
+
+#: channels that attach a chart image to volume alerts
+EMAIL_SCHEMES = ("mailto", "mailtos")
+#: ``(alert) -> PNG bytes or None`` (monitor.notify.chartimg.AlertCharts)
+ChartSource = Callable[[Alert], bytes | None]
 
 # apprise's notify type drives colours/icons on chat services
 _NOTIFY_TYPES = {"info": apprise.NotifyType.INFO, "warning": apprise.NotifyType.WARNING,
@@ -134,9 +139,11 @@ class AppriseNotifier:
     the channel and the URL scheme only, since URLs usually carry secrets.
     """
 
-    def __init__(self, name: str, url: str) -> None:
+    def __init__(self, name: str, url: str, charts: ChartSource | None = None) -> None:
         self.name = name
         self.scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        # email channels attach a chart of a volume alert (monitor.notify.chartimg)
+        self.charts = charts if self.scheme in EMAIL_SCHEMES else None
         if not _URL_SHAPE.match(url):
             raise DeliveryError(
                 f"channel {name!r}: not a notification URL: expected scheme://... with no "
@@ -176,10 +183,11 @@ class AppriseNotifier:
                        else _NOTIFY_TYPES.get(alert.severity, apprise.NotifyType.INFO))
         if self._pagerduty is not None:
             self._pagerduty.prepare(alert)
+        attach = self._chart(alert)
         try:
             result: Any = await self._apprise.async_notify(
                 title=title, body=body, notify_type=notify_type,
-                body_format=apprise.NotifyFormat.TEXT)
+                body_format=apprise.NotifyFormat.TEXT, attach=attach)
         except Exception as exc:
             raise DeliveryError(
                 f"channel {self.name!r}: apprise raised {type(exc).__name__}: {exc}",
@@ -190,6 +198,27 @@ class AppriseNotifier:
             close = getattr(result, "close", None)
             if callable(close):
                 close()
+
+
+    def _chart(self, alert: Alert) -> Any:
+        """The alert's chart as an attachment, or None (no chart for this alert, or it
+        could not be drawn: the alert goes out all the same)."""
+        if self.charts is None:
+            return None
+        try:
+            data = self.charts(alert)
+        except Exception as exc:
+            log.warning("channel %r: no chart attached to alert %s: %s", self.name, alert.id,
+                        exc)
+            return None
+        if not data:
+            return None
+        from apprise.attachment.memory import AttachMemory
+
+        attachment: Any = apprise.AppriseAttachment()
+        attachment.add(AttachMemory(  # type: ignore[no-untyped-call]
+            content=data, name=f"{alert.rule}-{alert.brand}.png", mimetype="image/png"))
+        return attachment
 
 
 _URL_SHAPE = re.compile(r"^[a-z][a-z0-9+.-]*://\S*$", re.IGNORECASE)
@@ -292,8 +321,10 @@ def _failure_detail(result: Any) -> str:
     return " ".join(last.split())[:300]
 
 
-def build_notifier(channel: ChannelConfig, base_dir: Path) -> Notifier:
-    """The notifier for one configured channel (DeliveryError(retryable=False) if invalid)."""
+def build_notifier(channel: ChannelConfig, base_dir: Path,
+                   charts: ChartSource | None = None) -> Notifier:
+    """The notifier for one configured channel (DeliveryError(retryable=False) if invalid);
+    ``charts`` draws the PNG that email channels attach to a volume alert."""
     url = channel.url.strip()
     if url.lower().startswith(CONSOLE_SCHEME):
         return ConsoleNotifier(channel.name)
@@ -301,12 +332,13 @@ def build_notifier(channel: ChannelConfig, base_dir: Path) -> Notifier:
         return JsonlNotifier.from_url(channel.name, url, base_dir)
     if is_webhook_url(url):  # webhook:// and webhooks://, see monitor.notify.webhook
         return WebhookNotifier.from_url(channel.name, url)
-    return AppriseNotifier(channel.name, url)
+    return AppriseNotifier(channel.name, url, charts)
 
 
-def build_notifiers(channels: Iterable[ChannelConfig], base_dir: Path) -> dict[str, Notifier]:
+def build_notifiers(channels: Iterable[ChannelConfig], base_dir: Path,
+                    charts: ChartSource | None = None) -> dict[str, Notifier]:
     """Notifiers by channel name; the first invalid channel raises DeliveryError."""
-    return {channel.name: build_notifier(channel, base_dir) for channel in channels}
+    return {channel.name: build_notifier(channel, base_dir, charts) for channel in channels}
 
 
 __all__ = ["AppriseNotifier", "ConsoleNotifier", "JsonlNotifier", "Notifier", "WebhookNotifier",

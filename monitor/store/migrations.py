@@ -108,7 +108,23 @@ def _v4(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX alerts_key ON alerts (dedup_key)")
 
 
-STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4)
+# v5: the dashboard's record of what people did in the browser (monitor/web/actions.py):
+# acknowledgements with comments, silences, outbound reviews (approved as sanctioned,
+# dismissed with a reason), watchlist and outbox actions. It is the alert timeline's
+# memory (an acknowledgement outlives its episode) and the outbound queue's state.
+_V5_ACTIONS = """
+CREATE TABLE web_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, alert_id TEXT, detail TEXT NOT NULL);
+CREATE INDEX web_actions_alert ON web_actions (alert_id, at)
+"""
+
+
+def _v5(db: sqlite3.Connection) -> None:
+    _script(db, _V5_ACTIONS)
+
+
+STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5)
 LATEST = len(STEPS)
 
 

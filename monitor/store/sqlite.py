@@ -110,6 +110,22 @@ class SqliteStore:
             raise StoreError(f"cannot open state database {self.path}: {exc}") from exc
         self._depth = 0
 
+    @classmethod
+    def reader(cls, path: Path | str) -> SqliteStore:
+        """A read-only connection to an existing store (no migration, no writes), for
+        readers on another thread than the daemon's (the dashboard's page queries)."""
+        store = cls.__new__(cls)
+        store.path = str(path)
+        try:
+            store._db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
+                                        isolation_level=None, check_same_thread=False)
+            store._db.execute("PRAGMA query_only=ON")
+            store._db.execute("PRAGMA busy_timeout=2000")  # a worker thread may wait
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open state database {path} to read: {exc}") from exc
+        store._depth = 0
+        return store
+
     def close(self) -> None:
         self._db.close()
 
