@@ -108,7 +108,7 @@ class Daemon:
         status = "degraded" if bad else "ok"
         if self.stopping.is_set():
             status = "stopping"
-        return {"status": status, "sources": sources, "outbox": self.store.outbox_counts(),
+        return {"status": status, "sources": sources, "outbox": self.store.outbox_backlog(),
                 "rules": len(self.engine.rules.rules), "queue": self.intake.depth,
                 "lag_seconds": round(self.intake.lag(), 3)}
 

@@ -86,9 +86,10 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
         store = SqliteStore(Path(tmp) / "replay.db")
         stack.callback(store.close)
         clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
-        # a scratch store is never recovered: no checkpoint until the end
+        # a scratch store is never recovered: checkpoints only keep the aggregates'
+        # memory flat (flushed to the store) on long replays
         engine = Engine(config, rules, store, clock, Metrics(),
-                        checkpoints=CheckpointPolicy(every_posts=1 << 62, every_seconds=1e18))
+                        checkpoints=CheckpointPolicy(every_posts=200_000, every_seconds=1e18))
         engine.on_alerts = alerts.extend
         if alerts_out:
             stack.callback(out.close)

@@ -23,6 +23,8 @@ both are stored and counted, and no detector's clock moves because of them.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -102,6 +104,7 @@ class Engine:
         self._checkpoint_at = time.monotonic()
         self._last_event_tick: datetime | None = None
         self._children: dict[tuple[str, ...], Any] = {}
+        self._order = itertools.count()
         #: problems found with stored state (the daemon sends them to the admins)
         self.problems: list[str] = []
         self._build_detectors(rules, {})
@@ -136,6 +139,10 @@ class Engine:
             for kind in detector.kinds:
                 index.setdefault((brand_name, kind), []).append(detector)
         self._by_brand_kind = {k: tuple(v) for k, v in index.items()}
+        # tick schedule: (time, order, detector); stale entries are skipped
+        self._schedule: list[tuple[datetime, int, Detector]] = []
+        self._scheduled: dict[int, int] = {}  # id(detector) -> order of its live entry
+        self._reschedule: dict[int, Detector] = {id(d): d for d in self.detectors.values()}
 
     def _new_detector(self, rule: Rule, brand: BrandConfig, *, load: bool) -> Detector:
         """A detector for ``rule`` and ``brand``, warm from its stored state when that
@@ -217,6 +224,7 @@ class Engine:
                      replayed)
         for detector in self.detectors.values():
             detector.resumed(now)
+            self._reschedule[id(detector)] = detector
         self.checkpoint(force=True)
         self._announce(alerts)
         return alerts
@@ -389,6 +397,7 @@ class Engine:
                 before = detector.late
                 signals += detector.observe(item, now)
                 late = late or detector.late > before
+                self._reschedule[id(detector)] = detector
             if late:
                 self.metrics.late.labels(brand).inc()
         return self._route(signals, now)
@@ -413,11 +422,37 @@ class Engine:
         return alerts
 
     def _tick(self, now: datetime) -> list[Alert]:
+        """Tick the detectors that have work by ``now`` (each says when it next has:
+        ``Detector.next_tick``), each once, so ticks cost nothing for idle brands and
+        rules."""
         alerts: list[Alert] = []
-        for detector in self.detectors.values():
+        self._plan()
+        schedule = self._schedule
+        due: list[Detector] = []
+        while schedule and schedule[0][0] <= now:
+            _, order, detector = heapq.heappop(schedule)
+            if self._scheduled.get(id(detector)) != order:
+                continue  # superseded by a later entry
+            del self._scheduled[id(detector)]
+            due.append(detector)
+        for detector in due:
             alerts += self._route(detector.tick(now), now)
+            self._reschedule[id(detector)] = detector
+        self._plan()
         alerts += self.router.tick(now)  # escalation (monitor.route.lifecycle)
         return alerts
+
+    def _plan(self) -> None:
+        """(Re)schedule the detectors whose next tick may have changed."""
+        for detector in self._reschedule.values():
+            when = detector.next_tick()
+            if when is None:
+                self._scheduled.pop(id(detector), None)
+                continue
+            order = next(self._order)
+            self._scheduled[id(detector)] = order
+            heapq.heappush(self._schedule, (when, order, detector))
+        self._reschedule.clear()
 
     def prune_steps(self) -> list[Callable[[], bool]]:
         """Retention (``storage.retention`` for posts, ``alert_retention`` for alerts)

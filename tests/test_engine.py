@@ -253,3 +253,31 @@ def test_crash_between_checkpoints_replays_to_the_same_alerts(project: Path) -> 
         got, state = run(crash_at)
         assert got == reference
         assert state == ref_state
+
+
+def test_ticks_only_reach_detectors_with_work(tmp_path: Path) -> None:
+    """Breadth: with 60 brands configured and one of them talked about, a tick calls
+    only the detectors that have something due (their buckets or hours end), not
+    every brand x rule."""
+    from tests.conftest import BASE_CONFIG
+
+    extra = "".join(f"  - name: Other{i}\n    handles: ['@other{i}']\n" for i in range(60))
+    config = BASE_CONFIG.replace("channels:\n", extra + "channels:\n", 1)
+    h = Harness(write_project(tmp_path, config=config))
+    h.feed(steady(T0, 2, 8))
+    calls: dict[str, int] = {}
+    for (rule, brand), detector in h.engine.detectors.items():
+        original = detector.tick
+
+        def counted(now, _orig=original, _key=f"{rule}/{brand}"):  # type: ignore[no-untyped-def]
+            calls[_key] = calls.get(_key, 0) + 1
+            return _orig(now)
+
+        detector.tick = counted  # type: ignore[method-assign]
+    end = h.clock.now()
+    for seconds in (10, 20, 40):  # inside the open 5-minute bucket: nothing is due
+        h.engine.tick(end + timedelta(seconds=seconds))
+    assert calls == {}
+    h.engine.tick(end + timedelta(minutes=10))  # the open bucket and window have ended
+    assert set(calls) == {"spike/Acme", "negative/Acme"}
+    assert len(h.engine.detectors) > 60 * 2

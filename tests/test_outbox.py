@@ -112,8 +112,8 @@ async def test_backoff_doubles_up_to_the_cap_then_delivers_exactly_once(
     assert store.outbox_counts() == {"sent": 1} and store.next_due() is None
     assert sample(metrics, "brandmon_deliveries_total", channel="pager", result="retry") == 5
     assert sample(metrics, "brandmon_deliveries_total", channel="pager", result="sent") == 1
-    assert sample(metrics, "brandmon_outbox_items", status="sent") == 1
     assert sample(metrics, "brandmon_outbox_items", status="pending") == 0
+    assert sample(metrics, "brandmon_outbox_items", status="dead") == 0
 
 
 async def test_jitter_is_full_and_bounded_by_the_growing_ceiling(store: SqliteStore) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from monitor.config.schema import BrandConfig, Rule
@@ -76,6 +76,12 @@ class Detector(ABC):
         """Time moved on to ``now`` with no post; return signals."""
         return []
 
+    def next_tick(self) -> datetime | None:
+        """The earliest time at which :meth:`tick` may have work (None: not until a post
+        arrives). The engine ticks a detector only then, so idle detectors of many
+        brands and rules cost nothing; the default asks for every tick."""
+        return ALWAYS
+
     def dirty(self) -> bool:
         """True when state changed in a way worth persisting now."""
         return False
@@ -109,5 +115,8 @@ class Detector(ABC):
                       summary=summary, key=key, details=details or {},
                       severity=severity)  # type: ignore[arg-type]
 
+
+#: ``next_tick`` of a detector that wants every tick
+ALWAYS = datetime.min.replace(tzinfo=UTC)
 
 DETECTORS: Registry[type[Detector]] = Registry("signal")

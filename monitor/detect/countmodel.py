@@ -262,6 +262,46 @@ class CountModel:
         return Verdict(fired, self._active, resolved, count, mu * fraction, statistic,
                        self._threshold, self.warm)
 
+    @property
+    def active(self) -> bool:
+        """An episode is open (the detector's alert stands until it resolves)."""
+        return self._active
+
+    def count_to_fire(self, bucket_start: datetime, fraction: float, start: int) -> float:
+        """The smallest count >= ``start`` at which :meth:`evaluate` would fire for this
+        bucket at ``fraction`` while no episode is open (``inf``: none, or not warm).
+
+        Pure (no episode bookkeeping). As the bucket fills, the fraction only grows and a
+        larger fraction never lowers this count, so until the bucket's count reaches it,
+        or a bucket closes (the model learns), asking :meth:`evaluate` is pointless: the
+        volume detector asks once per bucket instead of once per post in a storm.
+        """
+        if self._base.n_learned == 0 or not self.warm:
+            return math.inf
+        fraction = min(max(fraction, 1e-3), 1.0)
+        bucket = self._locate(bucket_start)
+        mu, extra = self._expect(bucket)
+        floor = max(start, self.params.min_count, 1)
+
+        def fires(count: int) -> bool:
+            terms = self._terms(bucket, count, mu, extra, fraction)
+            return self._statistic(terms) >= self._threshold
+
+        if fires(floor):
+            return floor
+        low, high = floor, floor * 2
+        while not fires(high):  # exponential search for a count that fires
+            low, high = high, high * 2
+            if high > 10_000_000:
+                return math.inf
+        while high - low > 1:  # then bisect: fires(high), not fires(low)
+            mid = (low + high) // 2
+            if fires(mid):
+                high = mid
+            else:
+                low = mid
+        return high
+
     def log10_p_zero(self, bucket_start: datetime) -> float:
         """``log10 P(count = 0)`` for that bucket under the count model (0.0 while the
         model has learned nothing): how unlikely an empty bucket is."""

@@ -35,3 +35,6 @@ class InfluencerDetector(Detector):
                                      "top_posts": [post_summary(item)],
                                      "observed": item.reach,
                                      "threshold": params.min_followers})]
+
+    def next_tick(self) -> datetime | None:
+        return None  # one signal per post: nothing to do as time passes

@@ -63,3 +63,6 @@ class IntentDetector(Detector):
             "matches": [{"tag": m.tag, "pattern": m.label, "phrase": m.phrase}
                         for m in matches],
         })]
+
+    def next_tick(self) -> datetime | None:
+        return None  # one signal per post: nothing to do as time passes

@@ -118,6 +118,9 @@ class NegativeSurgeDetector(Detector):
     def tick(self, now: datetime) -> list[Signal]:
         return self._close_all(self.buckets.advance(now))
 
+    def next_tick(self) -> datetime | None:
+        return self.buckets.next_change()
+
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
         closed, bucket = self.buckets.place(item.post.created_at)
         signals = self._close_all(closed)

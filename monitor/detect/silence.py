@@ -130,6 +130,17 @@ class SilenceDetector(Detector):
             self._dirty = True
 
     # -- detector --------------------------------------------------------------
+    def next_tick(self) -> datetime | None:
+        """The next hour to learn, or, once a silence reaches ``max_silence``, every
+        tick while it may grow into an outage."""
+        if self.hour is None:
+            return None
+        nxt = self.hour + HOUR
+        since = self._silent_since()
+        if since is not None and not self.alerting:
+            nxt = min(nxt, since + self.params.max_silence)
+        return nxt
+
     def state_time(self) -> datetime | None:
         times = [t for t in (self.hour, self.last_post) if t is not None]
         return max(times) if times else None

@@ -29,10 +29,7 @@ from monitor.model import Signal
 #: nine mentions expected and none seen -- is a collection gap: those buckets are not
 #: learned as zeros.  A brand that is often silent keeps learning its silences.
 SILENT_LOG10P = -4.0
-#: In a storm the model is asked again once the running count has grown by 2% since it
-#: last said "not yet" (every post while counts are below 50): bounded work per bucket
-#: whatever the volume, and a firing at most 2% of the count late.
-ASK_GROWTH = 1.02
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +72,8 @@ class VolumeSpikeDetector(Detector):
         self.buckets = OpenBuckets(self.params.bucket, self.params.lateness,
                                    fill_gap=self.params.max_gap)
         self.alerting = False
-        self._asked: tuple[Bucket | None, int] = (None, 0)  # last evaluation: bucket, count
+        # the count the open bucket needs before the model can fire (see count_to_fire)
+        self._need: tuple[Bucket | None, float] = (None, 0.0)
         self.silent = 0.0  # log10 probability of the current run of empty buckets
         self.recent = RecentTexts()
         self._dirty = False
@@ -88,6 +86,7 @@ class VolumeSpikeDetector(Detector):
         return signals
 
     def _close(self, bucket: Bucket) -> list[Signal]:
+        self._need = (None, 0.0)  # the model learns: what a bucket needs may change
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=1.0)
         if verdict.warm and self.ctx is not None and self.ctx.expect is not None:
             self.ctx.expect(self.brand.name, bucket.start, round(verdict.expected, 2))
@@ -112,6 +111,9 @@ class VolumeSpikeDetector(Detector):
     def tick(self, now: datetime) -> list[Signal]:
         return self._close_all(self.buckets.advance(now))
 
+    def next_tick(self) -> datetime | None:
+        return self.buckets.next_change()
+
     # -- posts --------------------------------------------------------------
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
         closed, bucket = self.buckets.place(item.post.created_at)
@@ -129,14 +131,17 @@ class VolumeSpikeDetector(Detector):
         if (self.alerting or bucket.count < self.params.min_count
                 or len(bucket.authors) < self.params.min_authors):
             return signals  # cheap floors first: the model is only asked when it matters
-        if bucket is self._asked[0] and bucket.count < self._asked[1] * ASK_GROWTH:
-            return signals  # asked at a count within 2% of this one: the answer stands
-        self._asked = (bucket, bucket.count)
+        idle = not self.model.active
+        if idle and bucket is self._need[0] and bucket.count < self._need[1]:
+            return signals  # below the count this bucket needs to fire: nothing to ask
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=fraction)
         if verdict.active:
             self.alerting = True
             self._dirty = True
             signals.append(self._firing(item, verdict, bucket))
+        elif idle:
+            self._need = (bucket, self.model.count_to_fire(bucket.start, fraction,
+                                                           bucket.count + 1))
         return signals
 
     def _numbers(self, verdict: Verdict, bucket: Bucket) -> dict[str, Any]:

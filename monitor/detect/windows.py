@@ -158,6 +158,15 @@ class OpenBuckets:
             return closed, self.prev
         return closed, None
 
+    def next_change(self) -> datetime | None:
+        """When ``advance`` will next have work (None: no bucket is open)."""
+        if self.current is None:
+            return None
+        until = self.current.start + self.size
+        if self.prev is not None:
+            until = min(until, self.prev.start + self.size + self.lateness)
+        return until
+
     def newest(self) -> datetime | None:
         """Start of the newest open bucket."""
         return self.current.start if self.current is not None else None

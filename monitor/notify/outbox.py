@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 SCAN_LIMIT = 1000            # pending items looked at per pass (oldest first)
 POLL = timedelta(seconds=5)  # re-check interval when the next due time is unknown
 MAX_WAIT = 60.0              # longest sleep (seconds) between passes, a safety net
-_STATUSES = ("pending", "sent", "dead")
 
 
 class Outcome(enum.Enum):
@@ -280,9 +279,10 @@ class OutboxWorker:
         return delta.total_seconds()
 
     def _update_gauge(self) -> None:
-        counts = self.store.outbox_counts()
-        for status in {*_STATUSES, *counts}:
-            self.metrics.outbox.labels(status).set(counts.get(status, 0))
+        """Pending and dead items (delivered ones are counted by
+        brandmon_deliveries_total{result="sent"})."""
+        for status, count in self.store.outbox_backlog().items():
+            self.metrics.outbox.labels(status).set(count)
 
 
 def _span(delta: timedelta) -> str:

@@ -479,6 +479,16 @@ class SqliteStore:
                               "status='pending' AND first_failed_at IS NULL",
                               (_ts(since), item_id))
 
+    def outbox_backlog(self) -> dict[str, int]:
+        """Pending and dead items (index range counts: cheap however many were sent,
+        for /healthz and the gauges)."""
+        out = {}
+        for status in ("pending", "dead"):
+            row = self._execute("SELECT count(*) FROM outbox WHERE status=?",
+                                (status,)).fetchone()
+            out[status] = int(row[0])
+        return out
+
     def outbox_counts(self) -> dict[str, int]:
         rows = self._execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
         return {str(r[0]): int(r[1]) for r in rows}

@@ -94,6 +94,9 @@ class OutboundDetector(Detector):
     def state_time(self) -> datetime | None:
         return max(self.recent) if self.recent else None
 
+    def next_tick(self) -> datetime | None:
+        return None  # screened on arrival: nothing to do as time passes
+
     def to_state(self) -> dict[str, Any]:
         self._dirty = False
         return {"recent": [t.isoformat() for t in self.recent]}
