@@ -14,7 +14,8 @@ divided by the days of data the scorer counts).
 constant -- the sensitivity is the only one -- chosen on four files, the fifth scored
 with it, raw scores pooled).  ``--inject`` adds the synthetic-injection table of
 ``bench/injection.py`` (seed 1 is the tuning seed, 2 was seen by the first issue-14
-round, 3 was never looked at while the change-point channel was designed).
+round, 3 was never looked at while the change-point channel was designed, 5 was never
+looked at while the absolute channel was designed).
 
 ``--sensitivity``/``--min-count`` instead run the detector in-process with the rule's
 parameters overridden (for exploring the knob; the score to report is the default).
@@ -232,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed in ([1, 2] if a.inject == [] else a.inject or []):
         started = time.perf_counter()
         text = injection(series_dir, params, seed, a.per_kind)
-        role = {1: "tuning seed", 2: "seed", 3: "untouched seed"}.get(seed, "seed")
+        role = {1: "tuning seed", 2: "seed", 3: "untouched seed",
+                5: "untouched seed"}.get(seed, "seed")
         print(f"synthetic injection, {role} {seed} "
               f"({time.perf_counter() - started:.1f}s):\n{text}")
     return 0
