@@ -6,14 +6,16 @@ rule must fire on that burst within 10 minutes (by the end of the burst's second
 bucket), and no later than without the earlier bursts.  Before issue 14 it stayed
 silent on every series.
 
-Where it still fails (``BELOW_MONTHLY``, expected failures, strict: they turn red
-the day they pass): on those series a 20x rise over 10 minutes is not rare in the
+Where it still fails (``BELOW_BAR``, expected failures, strict: they turn red the
+day they pass): on those series a 20x rise over 10 minutes is not rare in the
 brand's own calm history, so the absolute channel (monitor/detect/absolute.py), held
-to one false alarm per brand per month, cannot call it overwhelming, and the burst
+to one false alarm per brand per 90 days, cannot call it overwhelming, and the burst
 channel is blinded by the earlier bursts it calibrates on.  AAPL's unlabelled
-history holds 20-90x bursts over 5-10 minutes about once a week; IBM and KO reach
-the absolute channel's bar (4.41) only at 3.3-4.1 within 15 minutes.  Firing there
-within 10 minutes would mean accepting more than one false alarm per week on them.
+history holds 20-90x bursts over 5-10 minutes about once a week; the 20x burst
+reaches an absolute evidence of 2.8 (AAPL), 3.3 (KO), 4.1 (IBM) and 4.5 (GOOG)
+within 15 minutes against a bar of 4.89 (4.41 at a 30-day horizon, where GOOG
+passes but the dev series get three more false alerts).  Firing there within 10
+minutes would mean accepting about one false alarm per week on AAPL.
 """
 
 from __future__ import annotations
@@ -32,15 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "nab-realtweets-dev"
 DAY = 288
 SERIES = sorted(DATA.glob("*.csv")) if DATA.exists() else []
-#: series where the 20x burst stays below the once-a-month level (module doc)
-BELOW_MONTHLY = {"AAPL", "IBM", "KO"}
+#: series where the 20x burst stays below the absolute channel's bar (module doc)
+BELOW_BAR = {"AAPL", "GOOG", "IBM", "KO"}
 
 
 def series_param(path: Path) -> object:
     name = path.stem.rsplit("_", 1)[-1]
     marks = [pytest.mark.xfail(strict=True, reason="20x in 10 min is not rare on this "
-                               "brand: below the once-a-month level")] \
-        if name in BELOW_MONTHLY else []
+                               "brand: below the absolute channel's bar")] \
+        if name in BELOW_BAR else []
     return pytest.param(path, id=name, marks=marks)
 
 

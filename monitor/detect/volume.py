@@ -185,7 +185,7 @@ class VolumeSpikeDetector(Detector):
             minutes = int(evidence.scale * self.params.bucket.total_seconds() // 60)
             summary += (f"; {evidence.observed:g} in the last {minutes} minutes vs "
                         f"~{evidence.expected:.1f} usual: beyond what this brand reaches "
-                        f"once a month (absolute evidence)")
+                        f"once a quarter (absolute evidence)")
         return self.signal(item.post.created_at, "firing", summary, details=details)
 
     # -- persistence ----------------------------------------------------------
