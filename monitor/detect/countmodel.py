@@ -32,6 +32,16 @@ Evidence, at several scales
 once, which separates real events from the isolated bursts of bots and retweet
 cascades.  Counts at or below the expectation contribute 0.
 
+Absolute evidence (second channel)
+    A bucket also fires when :class:`~monitor.detect.absolute.AbsoluteChannel` finds
+    it overwhelming (one false alarm per brand per ``absolute_horizon_days`` under
+    its robust model, a union bound over buckets and its 5/10/15-minute windows);
+    its statistics learn only calm buckets with bounded influence, so earlier crises
+    cannot hide later ones.  Both channels share the episode (one alert);
+    :attr:`Verdict.channel` says which one opened it.  The calibration and the
+    dispersion of this model learn as before; an episode the absolute channel opened
+    is an episode like any other (the dispersion skips it).
+
 Sensitivity (one knob)
     The statistic must reach ``threshold = -log10(p)``: ``sensitivity`` is ``p``, the
     geometric-mean tail probability per bucket that counts as a surge.  Names:
@@ -71,6 +81,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.clock import utc
+from monitor.detect.absolute import HORIZON_DAYS, AbsoluteChannel, Evidence
 from monitor.detect.countmodel_stats import (
     Dispersion,
     TailCalibrator,
@@ -119,6 +130,9 @@ class CountModelParams:
     warmup_buckets        learned buckets before anything can fire.
     calm_surprise, calm_buckets   an episode ends after ``calm_buckets`` closed buckets
                           whose statistic stays below ``calm_surprise``.
+    absolute, absolute_horizon_days   the absolute-evidence channel
+                          (:mod:`~monitor.detect.absolute`) and the horizon of its union
+                          bound (one false alarm per brand per horizon under the model).
     """
 
     bucket_seconds: int = 300
@@ -137,6 +151,8 @@ class CountModelParams:
     warmup_buckets: int = 12
     calm_surprise: float = 1.5
     calm_buckets: int = 6
+    absolute: bool = True
+    absolute_horizon_days: float = HORIZON_DAYS
 
     def __post_init__(self) -> None:
         if self.bucket_seconds <= 0 or 86400 % self.bucket_seconds:
@@ -160,7 +176,9 @@ class CountModelParams:
 class Verdict:
     """One evaluation.  ``statistic``: mean over scales of ``-log10`` tail probabilities
     (module doc); it fires at ``threshold``.  ``expected``: expected count of the
-    running part of the bucket."""
+    running part of the bucket.  ``channel``: ``"burst"`` (the statistic) or
+    ``"absolute"`` (``absolute``, the absolute-evidence channel, reached
+    ``absolute_threshold``) -- which one opened the episode when ``fired``."""
 
     fired: bool
     active: bool
@@ -170,6 +188,9 @@ class Verdict:
     statistic: float
     threshold: float
     warm: bool
+    channel: str = "burst"
+    absolute: Evidence | None = None
+    absolute_threshold: float = math.inf
 
 
 class CountModel:
@@ -185,6 +206,8 @@ class CountModel:
         self._disp = [Dispersion(params.prior_dispersion) for _ in params.scales]
         self._calib = [TailCalibrator(min_weight=per_day) for _ in params.scales]
         self._sums = WindowSums(params.scales)
+        self._abs = AbsoluteChannel(per_day, params.pseudo_count,
+                                    params.absolute_horizon_days)
         self._active = False
         self._calm = 0
         self._pending_resolve = False
@@ -206,6 +229,11 @@ class CountModel:
     @property
     def warm(self) -> bool:
         return self._base.n_learned >= self.params.warmup_buckets
+
+    @property
+    def active(self) -> bool:
+        """Whether an episode is open (it fired and has not resolved yet)."""
+        return self._active
 
     # -- scoring ------------------------------------------------------------------------
     def _expect(self, bucket: int) -> tuple[float, float]:
@@ -251,28 +279,36 @@ class CountModel:
             self._eval_cache = (bucket, count, terms)
         statistic = self._statistic(terms)
         fired = resolved = False
+        channel = "burst"
+        evidence: Evidence | None = None
         if self._active:
             if self._pending_resolve and statistic < self.params.calm_surprise:
                 self._active = self._pending_resolve = False
                 self._calm = 0
                 resolved = True
-        elif self.warm and statistic >= self._threshold and count >= self.params.min_count:
-            self._active = fired = True
-            self._calm = 0
+        elif self.warm and count >= self.params.min_count:
+            if self.params.absolute:
+                # against the whole bucket's expectation: evidence only grows as posts
+                # arrive, so looking on every arrival adds no tests (absolute.py)
+                evidence = self._abs.evaluate(bucket, count, mu, extra)
+            if statistic >= self._threshold:
+                fired = True
+            elif evidence is not None and evidence.surprise >= self._abs.threshold:
+                fired, channel = True, "absolute"
+            if fired:
+                self._active = True
+                self._calm = 0
         return Verdict(fired, self._active, resolved, count, mu * fraction, statistic,
-                       self._threshold, self.warm)
-
-    @property
-    def active(self) -> bool:
-        """An episode is open (the detector's alert stands until it resolves)."""
-        return self._active
+                       self._threshold, self.warm, channel, evidence, self._abs.threshold)
 
     def count_to_fire(self, bucket_start: datetime, fraction: float, start: int) -> float:
         """The smallest count >= ``start`` at which :meth:`evaluate` would fire for this
         bucket at ``fraction`` while no episode is open (``inf``: none, or not warm).
 
-        Pure (no episode bookkeeping). As the bucket fills, the fraction only grows and a
-        larger fraction never lowers this count, so until the bucket's count reaches it,
+        Pure (no episode bookkeeping). Both channels' evidence grows with the count, and
+        as the bucket fills the fraction only grows, which never lowers the burst
+        channel's count (the absolute channel does not depend on it); so until the
+        bucket's count reaches it,
         or a bucket closes (the model learns), asking :meth:`evaluate` is pointless: the
         volume detector asks once per bucket instead of once per post in a storm.
         """
@@ -283,9 +319,13 @@ class CountModel:
         mu, extra = self._expect(bucket)
         floor = max(start, self.params.min_count, 1)
 
-        def fires(count: int) -> bool:
+        def fires(count: int) -> bool:  # evaluate()'s firing test, without its bookkeeping
             terms = self._terms(bucket, count, mu, extra, fraction)
-            return self._statistic(terms) >= self._threshold
+            if self._statistic(terms) >= self._threshold:
+                return True
+            return bool(self.params.absolute and
+                        self._abs.evaluate(bucket, count, mu, extra).surprise
+                        >= self._abs.threshold)
 
         if fires(floor):
             return floor
@@ -341,11 +381,16 @@ class CountModel:
         statistic = self._statistic(terms)
         for calib, (z, _) in zip(self._calib, terms, strict=True):
             calib.observe(z, self._calib_decay)
+        calm = not self._active
         if self._active:
             self._calm = self._calm + 1 if statistic < p.calm_surprise else 0
             self._pending_resolve = self._calm >= p.calm_buckets
         else:
             self._update_dispersion(bucket, count, mu, extra)
+        if p.absolute:
+            outlying = self._abs.evaluate(bucket, count, mu, extra).surprise >= \
+                self._abs.threshold
+            self._abs.learn(bucket, count, mu, extra, calm=calm, outlying=outlying)
         hi = upper_bound(mu, self._disp[0].alpha + extra, p.winsor_z)
         self._base.learn(bucket, min(max(count, 2.0 * mu - hi), hi))
         self._sums.add(bucket, count, mu)
@@ -369,6 +414,7 @@ class CountModel:
             "calibration": [c.to_state() for c in self._calib],
             "window": self._sums.to_state(),
             "episode": [self._active, self._calm, self._pending_resolve],
+            "absolute": self._abs.to_state(),
         }
 
     @classmethod
@@ -386,6 +432,8 @@ class CountModel:
         for calib, values in zip(model._calib, state["calibration"], strict=True):
             calib.load_state(values)
         model._sums.load_state(state["window"])
+        if "absolute" in state:  # absent in states saved before issue 14: the channel
+            model._abs.load_state(state["absolute"])  # warms up again (MIN_DAYS)
         active, calm, pending = state["episode"]
         model._active, model._calm, model._pending_resolve = bool(active), int(calm), bool(pending)
         return model

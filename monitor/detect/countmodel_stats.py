@@ -175,6 +175,61 @@ def nb_surprise(x: float, mu: float, alpha: float) -> float:
     return max(0.0, -ln_p / _LN10)
 
 
+def nb_tail_probability(x: float, mu: float, alpha: float) -> float:
+    """``P(X >= x)`` for X ~ NB(mean ``mu``, dispersion ``alpha``) over the whole range
+    (below the mean too, unlike :func:`nb_surprise`); exact, by the same incomplete
+    beta / gamma as the small-count path.  ``x`` <= 0 gives 1."""
+    if x <= 0.0:
+        return 1.0
+    mu = max(mu, 1e-9)
+    if alpha < POISSON_ALPHA:
+        return math.exp(_ln_gammainc_lower(x, mu))
+    r = 1.0 / alpha
+    return math.exp(_ln_betainc(x, r, mu / (mu + r)))
+
+
+def nb_upper_share(x: float, mu: float, alpha: float, q: float) -> float:
+    """The probability that a randomised PIT of the count ``x`` lies in the upper ``q``
+    tail of NB(``mu``, ``alpha``): ``P_V(P(X > x) + V P(X = x) <= q)``, V uniform.
+
+    Its mean is exactly ``q`` when the count follows the model (also for small,
+    discrete counts).  Cheap screens first: Cantelli's inequality says a count at
+    least ``sd * sqrt(q / (1 - q))`` under the mean is in the body
+    (``P(X >= x + 1) >= q``: 0); the Chernoff bound says a count whose rate function
+    exceeds ``ln(1 / q)`` is in the tail (``P(X >= x) <= q``: 1), and so is one the
+    saddlepoint puts at ``P(X >= x) < 0.03`` (q is 0.1 here); only counts between need
+    the exact tail probability.
+    """
+    x = math.ceil(x - 1e-9)
+    mu = max(mu, 1e-9)
+    sd = math.sqrt(mu + alpha * mu * mu)
+    if x + 1 <= mu - sd * math.sqrt(q / (1.0 - q)):
+        return 0.0
+    if x > mu:
+        if alpha < POISSON_ALPHA:
+            rate = x * math.log(x / mu) - x + mu
+        else:
+            r = 1.0 / alpha
+            rate = x * math.log(x / mu) - (x + r) * math.log((x + r) / (mu + r))
+        if rate >= -math.log(q):
+            return 1.0
+    if x >= _SADDLEPOINT_MIN and x - 0.5 > mu and nb_surprise(x, mu, alpha) >= 1.5:
+        return 1.0  # P(X >= x) ~ 0.03 or less: in the tail even with the approximation's error
+    hi = nb_tail_probability(x, mu, alpha)
+    if alpha < POISSON_ALPHA:
+        ln_pmf = x * math.log(mu) - mu - math.lgamma(x + 1.0)
+    else:
+        r = 1.0 / alpha
+        ln_pmf = (math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1.0)
+                  + r * math.log(r / (r + mu)) + x * math.log(mu / (r + mu)))
+    lo = max(hi - math.exp(ln_pmf), 0.0)
+    if hi <= q:
+        return 1.0
+    if lo >= q:
+        return 0.0
+    return (q - lo) / (hi - lo)
+
+
 def upper_bound(mu: float, alpha: float, z: float) -> float:
     """``mu + z * sd + 1`` under NB(``mu``, ``alpha``): the winsorising bound of a bucket
     (``+1`` keeps single mentions of near-silent brands from being clipped)."""

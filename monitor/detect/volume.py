@@ -1,9 +1,11 @@
 """Mention-volume spikes per brand, evaluated on arrival against a learned baseline.
 
 The statistics live in ``countmodel`` (seasonal baseline, count-distribution
-tail); this module adds what the daemon needs around it: event-time buckets,
+tail, and the absolute-evidence channel of ``absolute``, which cannot learn to ignore
+crises); this module adds what the daemon needs around it: event-time buckets,
 the minimum-count and minimum-distinct-author floors (one account posting a
-hundred times is not a crisis), the explanation, and restart recovery.
+hundred times is not a crisis), the explanation (``details.channel`` says which
+channel opened the episode: ``burst`` or ``absolute``), and restart recovery.
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ class VolumeSpikeDetector(Detector):
         return signals
 
     def _numbers(self, verdict: Verdict, bucket: Bucket) -> dict[str, Any]:
-        return {
+        numbers = {
+            "channel": verdict.channel,
             "observed": bucket.count,
             "expected": round(verdict.expected, 2),
             "statistic": round(verdict.statistic, 3),
@@ -155,6 +158,18 @@ class VolumeSpikeDetector(Detector):
             "distinct_authors": len(bucket.authors),
             "warm": verdict.warm,
         }
+        evidence = verdict.absolute
+        if verdict.channel == "absolute" and evidence is not None:
+            size = self.params.bucket
+            numbers["absolute"] = {
+                "surprise": round(evidence.surprise, 3),
+                "threshold": round(verdict.absolute_threshold, 3),
+                "observed": evidence.observed,
+                "expected": round(evidence.expected, 2),
+                "window": {"start": (bucket.start - (evidence.scale - 1) * size).isoformat(),
+                           "seconds": evidence.scale * size.total_seconds()},
+            }
+        return numbers
 
     def _firing(self, item: EnrichedPost, verdict: Verdict, bucket: Bucket) -> Signal:
         details = self._numbers(verdict, bucket)
@@ -172,6 +187,12 @@ class VolumeSpikeDetector(Detector):
                    f"{len(bucket.authors)} authors in the current "
                    f"{int(self.params.bucket.total_seconds() // 60)}-minute window, "
                    f"~{verdict.expected:.1f} expected ({ratio:.1f}x)")
+        evidence = verdict.absolute
+        if verdict.channel == "absolute" and evidence is not None:
+            minutes = int(evidence.scale * self.params.bucket.total_seconds() // 60)
+            summary += (f"; {evidence.observed:g} in the last {minutes} minutes vs "
+                        f"~{evidence.expected:.1f} usual: beyond what this brand reaches "
+                        f"once a quarter (absolute evidence)")
         return self.signal(item.post.created_at, "firing", summary, details=details)
 
     # -- persistence ----------------------------------------------------------
