@@ -26,7 +26,7 @@ from monitor.config.loader import load_config, load_rules
 from monitor.config.schema import Config
 from monitor.detect.outbound.folder import default_validity, folder_specs, watch_folders
 from monitor.detect.outbound.runtime import OutboundRuntime
-from monitor.engine import CheckpointPolicy, Engine, state_path
+from monitor.engine import CheckpointPolicy, Engine
 from monitor.enrich.enricher import Enrichment
 from monitor.enrich.pool import EnrichPool, workers_for
 from monitor.errors import BrandMonitorError, ConfigError, StoreError
@@ -45,7 +45,8 @@ from monitor.secrets import mask
 from monitor.source_watch import OutageWatch
 from monitor.sources.base import SOURCES, Source, SourceContext
 from monitor.sources.demo import demo_clock
-from monitor.store.sqlite import OutboxItem, SqliteStore
+from monitor.store.factory import open_store
+from monitor.store.records import OutboxItem
 
 log = logging.getLogger(__name__)
 BATCH = 200  # posts per engine transaction: ~10-40 ms of event-loop time
@@ -63,7 +64,7 @@ class Daemon:
         self.config: Config = load_config(self.config_path)
         self.rules = load_rules(Path(self.config.rules_dir), self.config)
         self.metrics = Metrics()
-        self.store = SqliteStore(state_path(self.config))
+        self.store = open_store(self.config)
         self.clock: Clock = WallClock()
         demo = next((s for s in self.config.sources if s.type == "demo" and s.enabled), None)
         if demo is not None:

@@ -343,18 +343,16 @@ def screen(config_path: Path, stdin: IO[str], stdout: IO[str]) -> int:
     from monitor.clock import parse_time
     from monitor.detect.base import DetectorContext
     from monitor.detect.outbound import OutboundDetector, OutboundRuntime, OutboundScreen
-    from monitor.engine import state_path
     from monitor.model import Author
+    from monitor.store.factory import open_store, store_exists
 
     config, rules = load_all(config_path)
     params, domains = _outbound_rule(config, rules)
     rule = next((r for r in rules.rules if r.signal == "outbound"), None)
     rule = rule or Rule(name="outbound", signal="outbound", channels=(), params=params)
     runtime = OutboundRuntime()
-    db = state_path(config)
-    if not db.is_absolute():
-        db = config_path.parent / db
-    store = SqliteStore(db) if db.exists() else None
+    store = open_store(config, config_path.parent) \
+        if store_exists(config, config_path.parent) else None
     if store is not None:
         runtime.bind(store)
     names = [n for b in config.brands for n in (b.name, *b.handles)]

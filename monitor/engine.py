@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from monitor import plugins
@@ -45,7 +44,9 @@ from monitor.errors import StoreError
 from monitor.metrics import Metrics
 from monitor.model import Alert, Post, Signal
 from monitor.route.router import Router
-from monitor.store.sqlite import SqliteStore, StoredPost
+from monitor.store.api import Store
+from monitor.store.factory import state_path
+from monitor.store.records import StoredPost
 
 __all__ = ["CheckpointPolicy", "Engine", "Outcome", "build_analyzer", "state_path"]
 
@@ -72,7 +73,7 @@ class Outcome:
 
 
 class Engine:
-    def __init__(self, config: Config, rules: RuleSet, store: SqliteStore, clock: Clock,
+    def __init__(self, config: Config, rules: RuleSet, store: Store, clock: Clock,
                  metrics: Metrics, analyzer: SentimentAnalyzer | None = None,
                  context: DetectorContext | None = None,
                  checkpoints: CheckpointPolicy = CheckpointPolicy()) -> None:
@@ -456,7 +457,7 @@ class Engine:
 
     def prune_steps(self) -> list[Callable[[], bool]]:
         """Retention (``storage.retention`` for posts, ``alert_retention`` for alerts)
-        in short steps: see SqliteStore.prune_steps."""
+        in short steps: see SqlStore.prune_steps."""
         return self.store.prune_steps(self.clock.now(), self.retention,
                                       self.config.storage.alert_retention)
 
@@ -513,6 +514,3 @@ def _seen_at(stored: StoredPost) -> datetime:
     at = stored.post.created_at
     return at if stored.received_at is None else max(stored.received_at, at)
 
-
-def state_path(config: Config) -> Path:
-    return Path(config.state_dir) / config.storage.path

@@ -5,7 +5,8 @@ BrandMonitorError            base of everything the daemon raises on purpose
 │                            problem found as ``file:line: key: message`` lines
 ├── PostError                one input post is malformed (counted and skipped)
 ├── StoreError               the state database cannot be used (locked, full, corrupt)
-│   └── StoreBusy            locked by another connection: retry shortly
+│   ├── StoreBusy            locked by another connection: retry shortly
+│   └── LeaseLost            this process no longer holds the lease it writes under
 └── DeliveryError            a channel failed to deliver; ``retryable`` says whether
                              the outbox should try again (False = configuration error)
 """
@@ -55,6 +56,11 @@ class StoreError(BrandMonitorError):
 class StoreBusy(StoreError):
     """The state store is locked by another connection or process: try again shortly
     (HTTP answers 503 with Retry-After; the engine retries the batch)."""
+
+
+class LeaseLost(StoreError):
+    """Another process took over the lease (the active daemon's, or a partition's)
+    that this one writes under: its transaction was refused, it must stand down."""
 
 
 class DeliveryError(BrandMonitorError):

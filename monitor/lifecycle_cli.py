@@ -20,7 +20,7 @@ from monitor.config.strict import parse_duration
 from monitor.errors import BrandMonitorError
 from monitor.route.lifecycle import STATES, AckError, Lifecycle
 from monitor.route.silences import MATCHERS, Silence
-from monitor.store.sqlite import SqliteStore
+from monitor.store.factory import open_store
 
 COMMANDS = ("alerts", "ack", "silence")
 
@@ -55,9 +55,7 @@ def run(args: argparse.Namespace, now: datetime | None = None,
     out = out or sys.stdout
     now = now or datetime.now(UTC)
     config = load_config(Path(args.config))
-    from monitor.engine import state_path
-
-    store = SqliteStore(state_path(config))
+    store = open_store(config)
     try:
         lifecycle = Lifecycle(store, config.channels)
         return _run(args, lifecycle, now, out)

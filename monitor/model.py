@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -189,3 +191,90 @@ class Alert:
             "channels": list(self.channels),
             "details": dict(self.details),
         }
+
+
+SILENCE_MATCHERS = ("rule", "brand", "kind", "severity")
+
+
+def _iso(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    id: str
+    starts_at: datetime
+    ends_at: datetime
+    matchers: Mapping[str, str] = field(default_factory=dict)
+    created_by: str = ""
+    comment: str = ""
+    created_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(fnmatch.fnmatchcase(labels.get(k, ""), pattern)
+                   for k, pattern in self.matchers.items())
+
+    def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id, **dict(self.matchers),
+            "starts_at": _iso(self.starts_at), "ends_at": _iso(self.ends_at),
+            "created_by": self.created_by, "comment": self.comment,
+        }
+        if now is not None:
+            out["active"] = self.active(now)
+        return out
+
+    @classmethod
+    def from_json(cls, data: object, now: datetime) -> Silence:
+        """``{"rule"|"brand"|"kind"|"severity": pattern (at least one), "for": "2h" or
+        "ends_at": ISO, "starts_at"?: ISO, "created_by"?, "comment"?}``."""
+        from monitor.config.strict import parse_duration
+
+        if not isinstance(data, Mapping):
+            raise ValueError("a silence must be a JSON object")
+        allowed = {*SILENCE_MATCHERS, "for", "starts_at", "ends_at", "created_by", "comment"}
+        unknown = sorted(str(k) for k in set(data) - allowed)
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+        matchers: dict[str, str] = {}
+        for key in SILENCE_MATCHERS:
+            value = data.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{key}: must be a non-empty string")
+            matchers[key] = value
+        if not matchers:
+            raise ValueError(f"give at least one matcher: {', '.join(SILENCE_MATCHERS)}")
+        starts = _time(data, "starts_at") or now
+        if ("for" in data) == ("ends_at" in data):
+            raise ValueError("give exactly one of 'for' (a duration such as 2h) or 'ends_at'")
+        if "for" in data:
+            duration = parse_duration(data["for"])
+            ends = starts + duration
+        else:
+            ends = _time(data, "ends_at") or now
+        if ends <= starts:
+            raise ValueError("the silence must end after it starts")
+        texts = {k: data.get(k, "") for k in ("created_by", "comment")}
+        for key, value in texts.items():
+            if not isinstance(value, str):
+                raise ValueError(f"{key}: must be a string")
+        return cls(id=secrets.token_hex(8), starts_at=starts, ends_at=ends, matchers=matchers,
+                   created_by=str(texts["created_by"]), comment=str(texts["comment"]),
+                   created_at=now)
+
+
+def _time(data: Mapping[str, Any], key: str) -> datetime | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: must be an ISO-8601 time")
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise ValueError(f"{key}: not an ISO-8601 time: {value!r}") from None

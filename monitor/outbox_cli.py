@@ -17,7 +17,8 @@ from typing import IO
 
 from monitor.config.loader import load_config
 from monitor.errors import BrandMonitorError
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import OutboxStore
+from monitor.store.factory import open_store, state_path, store_exists
 
 COMMANDS = ("outbox",)
 STATUSES = ("pending", "sent", "dead")
@@ -37,20 +38,18 @@ def add_parsers(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
     config = load_config(Path(args.config))
-    from monitor.engine import state_path
-
     db = state_path(config)
-    if not db.exists():
+    if not store_exists(config):
         raise BrandMonitorError(f"no state database at {db}: has the daemon run with this "
                                 "configuration?")
-    store = SqliteStore(db)
+    store = open_store(config)
     try:
         return _run(args, store, out)
     finally:
         store.close()
 
 
-def _run(args: argparse.Namespace, store: SqliteStore, out: IO[str]) -> int:
+def _run(args: argparse.Namespace, store: OutboxStore, out: IO[str]) -> int:
     if args.action == "list":
         if args.ids or args.all_dead:
             raise BrandMonitorError("outbox list takes no IDs or --all-dead (see outbox retry)")

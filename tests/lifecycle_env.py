@@ -96,9 +96,9 @@ class Env:
 
     def outbox(self) -> list[tuple[str, str, float, str]]:
         """(channel, title, next_attempt, status) of every outbox row, in order."""
-        rows = self.store.execute(
+        rows = self.store._rows(  # the test looks at raw rows
             "SELECT o.channel, a.title, o.next_attempt, o.status FROM outbox o "
-            "JOIN alerts a ON a.id = o.alert_id ORDER BY o.id").fetchall()
+            "JOIN alerts a ON a.id = o.alert_id ORDER BY o.id")
         return [(r[0], r[1], float(r[2]), r[3]) for r in rows]
 
     def suppressed(self, rule: str, reason: str) -> float:

@@ -150,8 +150,17 @@ class StorageConfig:
     path: str = field(default="brand-monitor.db", metadata={"public": True})
     retention: timedelta = timedelta(days=30)
     alert_retention: timedelta = timedelta(days=365)
+    #: ``sqlite`` (the embedded default: ``path`` under ``state_dir``) or ``postgres``
+    #: (``dsn``, a libpq connection string given as ``${ENV_VAR}``; needs the
+    #: ``cluster`` extra)
+    backend: Literal["sqlite", "postgres"] = field(default="sqlite",
+                                                   metadata={"public": True})
+    dsn: str | None = field(default=None, metadata={"secret": True})
 
     def problems(self) -> list[tuple[str, str]]:
+        if self.backend == "postgres" and not self.dsn:
+            return [("dsn", "storage.backend postgres needs storage.dsn (as ${ENV_VAR}, "
+                            "e.g. postgresql://user:password@host/db)")]
         if self.retention < timedelta(days=8):
             return [("retention", "must be at least 8d: detectors re-read a week of posts "
                                   "and the open windows after a restart")]

@@ -23,7 +23,7 @@ from aiohttp import web
 from monitor.http.api import ApiError, parse_json_body
 from monitor.route.lifecycle import AckError, Lifecycle
 from monitor.route.silences import Silence
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 
 _dumps = functools.partial(json.dumps, default=str, ensure_ascii=False)
 
@@ -33,7 +33,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 class LifecycleRoutes:
-    def __init__(self, store: SqliteStore, now: Callable[[], datetime],
+    def __init__(self, store: Store, now: Callable[[], datetime],
                  check_read: Callable[[web.Request], None],
                  require_admin: Callable[[web.Request, str], None], max_body: int) -> None:
         self.store = store

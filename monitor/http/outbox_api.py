@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor.http.api import ApiError, parse_json_body
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 
 STATUSES = ("pending", "sent", "dead")
 MAX_LIMIT = 1000
@@ -35,7 +35,7 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 class OutboxRoutes:
-    def __init__(self, store: SqliteStore, check_read: Callable[[web.Request], None],
+    def __init__(self, store: Store, check_read: Callable[[web.Request], None],
                  require_admin: Callable[[web.Request, str], None], max_body: int,
                  wake: asyncio.Event | None = None) -> None:
         self.store = store

@@ -85,7 +85,7 @@ from monitor.intake import Backpressure
 from monitor.metrics import Metrics
 from monitor.model import Post
 from monitor.route.lifecycle import Lifecycle
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 from monitor.web import WebRoutes
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class DaemonApi(Protocol):
     """What the HTTP server needs from the running daemon."""
 
     metrics: Metrics
-    store: SqliteStore
+    store: Store
 
     async def ingest(self, posts: list[Post]) -> tuple[int, int]:
         """Store the whole batch in one transaction; return (accepted, duplicates)."""

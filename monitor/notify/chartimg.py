@@ -19,7 +19,7 @@ from typing import Any
 
 from monitor.clock import parse_time
 from monitor.model import Alert
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import AggregateStore
 
 WIDTH, HEIGHT = 480, 180
 HISTORY = timedelta(hours=6)
@@ -164,7 +164,7 @@ class AlertCharts:
     """``(alert) -> PNG bytes or None``: the chart of a volume alert from the store's
     aggregates (given to the email channels, see monitor.notify.channels)."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: AggregateStore) -> None:
         self.store = store
 
     def __call__(self, alert: Alert) -> bytes | None:

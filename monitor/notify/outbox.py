@@ -46,7 +46,8 @@ from monitor.errors import DeliveryError
 from monitor.metrics import Metrics
 from monitor.notify.channels import Notifier
 from monitor.secrets import mask
-from monitor.store.sqlite import OutboxItem, SqliteStore
+from monitor.store.api import OutboxStore
+from monitor.store.records import OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Outcome(enum.Enum):
 
 
 class OutboxWorker:
-    def __init__(self, store: SqliteStore, notifiers: Mapping[str, Notifier],
+    def __init__(self, store: OutboxStore, notifiers: Mapping[str, Notifier],
                  channels: Mapping[str, ChannelConfig], clock: Clock, metrics: Metrics,
                  rng: random.Random | None = None, *, send_timeout: float = 60.0,
                  on_dead: Callable[[OutboxItem, str], None] | None = None) -> None:

@@ -29,56 +29,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from monitor.config.schema import ChannelConfig, Rule, RuleSet
 from monitor.model import Alert
 from monitor.route.schedule import quiet_until, resolve_channels
 from monitor.route.silences import Silences
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
+from monitor.store.records import Episode, iso
+
+__all__ = ["STATES", "AckError", "Episode", "Lifecycle"]
 
 STATES = ("firing", "acknowledged", "resolved", "silenced")
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS alert_episodes (dedup_key TEXT PRIMARY KEY, rule TEXT NOT NULL, "
-    "alert_id TEXT NOT NULL, started_at REAL NOT NULL, acked_by TEXT, acked_at REAL, "
-    "ack_comment TEXT, escalated_at REAL)",
-    "CREATE TABLE IF NOT EXISTS alert_groups (brand TEXT PRIMARY KEY, rule TEXT NOT NULL, "
-    "alert_id TEXT NOT NULL, started_at REAL NOT NULL, last_update REAL, "
-    "related TEXT NOT NULL)",
-    # escalation looks up open, unacknowledged episodes of a rule older than its delay
-    "CREATE INDEX IF NOT EXISTS alert_episodes_open ON alert_episodes (rule, started_at) "
-    "WHERE acked_at IS NULL AND escalated_at IS NULL",
-)
-
-
-def _dt(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
-
-
-def _iso(when: datetime) -> str:
-    return when.isoformat().replace("+00:00", "Z")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Episode:
-    dedup_key: str
-    rule: str
-    alert_id: str
-    started_at: datetime
-    acked_by: str | None = None
-    acked_at: datetime | None = None
-    ack_comment: str | None = None
-    escalated_at: datetime | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"dedup_key": self.dedup_key, "rule": self.rule, "alert_id": self.alert_id,
-                "started_at": _iso(self.started_at), "acked_by": self.acked_by,
-                "acked_at": _iso(self.acked_at) if self.acked_at else None,
-                "comment": self.ack_comment,
-                "escalated_at": _iso(self.escalated_at) if self.escalated_at else None}
+_iso = iso
 
 
 class AckError(Exception):
@@ -90,42 +55,24 @@ class AckError(Exception):
 
 
 class Lifecycle:
-    def __init__(self, store: SqliteStore, channels: Iterable[ChannelConfig] = ()) -> None:
+    def __init__(self, store: Store, channels: Iterable[ChannelConfig] = ()) -> None:
         self.store = store
         self.channels = {c.name: c for c in channels}
-        for sql in _SCHEMA:
-            store.execute(sql)
         self.silences = Silences(store)
 
     # -- episodes -------------------------------------------------------------
     def episode(self, dedup_key: str) -> Episode | None:
-        row = self.store.execute("SELECT * FROM alert_episodes WHERE dedup_key=?",
-                                 (dedup_key,)).fetchone()
-        return None if row is None else _episode(row)
+        return self.store.episode(dedup_key)
 
     def episodes(self, keys: Iterable[str] | None = None) -> list[Episode]:
         """Open episodes (only those of dedup ``keys`` when given), oldest first."""
-        if keys is None:
-            rows = self.store.execute("SELECT * FROM alert_episodes ORDER BY started_at"
-                                      ).fetchall()
-        else:
-            wanted = sorted(set(keys))
-            rows = []
-            for i in range(0, len(wanted), 500):  # SQLite caps bound parameters
-                part = wanted[i:i + 500]
-                rows += self.store.execute(
-                    f"SELECT * FROM alert_episodes WHERE dedup_key IN "
-                    f"({','.join('?' * len(part))})", part).fetchall()
-            rows.sort(key=lambda r: r[3])
-        return [_episode(r) for r in rows]
+        return self.store.episodes(keys)
 
     def started(self, alert: Alert, now: datetime) -> None:
-        self.store.execute("INSERT OR REPLACE INTO alert_episodes (dedup_key, rule, alert_id, "
-                           "started_at) VALUES (?,?,?,?)",
-                           (alert.dedup_key, alert.rule, alert.id, now.timestamp()))
+        self.store.start_episode(alert.dedup_key, alert.rule, alert.id, now)
 
     def resolved(self, dedup_key: str) -> None:
-        self.store.execute("DELETE FROM alert_episodes WHERE dedup_key=?", (dedup_key,))
+        self.store.end_episode(dedup_key)
 
     def acked(self, dedup_key: str) -> bool:
         found = self.episode(dedup_key)
@@ -141,9 +88,7 @@ class Lifecycle:
             episode = self.episode(alert.dedup_key)
             if episode is None or alert.created_at < episode.started_at:
                 raise AckError(409, f"alert {ref!r} is not firing (already resolved)")
-        self.store.execute("UPDATE alert_episodes SET acked_by=?, acked_at=?, ack_comment=? "
-                           "WHERE dedup_key=?", (by, now.timestamp(), comment,
-                                                 episode.dedup_key))
+        self.store.ack_episode(episode.dedup_key, by, comment, now)
         found = self.episode(episode.dedup_key)
         assert found is not None
         return found
@@ -198,9 +143,7 @@ class Lifecycle:
             if quiet is None:
                 continue
             if alert.severity == "critical":
-                self.store.execute(
-                    "UPDATE outbox SET next_attempt=0 WHERE channel=? AND status='pending' "
-                    "AND attempts=0 AND next_attempt>?", (name, now.timestamp()))
+                self.store.release_deferred(name, now)
                 continue
             until = quiet_until(quiet, now)
             if until is not None:
@@ -234,8 +177,7 @@ class Lifecycle:
                          "escalated_after": str(rule.escalate_after),
                          "escalated_from": original.id})
             alert = self.store_alert(alert, now)
-            self.store.execute("UPDATE alert_episodes SET escalated_at=? WHERE dedup_key=?",
-                               (now.timestamp(), episode.dedup_key))
+            self.store.mark_escalated(episode.dedup_key, now)
             alerts.append(alert)
         return alerts
 
@@ -246,11 +188,7 @@ class Lifecycle:
         for rule in rules.rules:
             if not rule.escalate_to or not rule.escalate_after:
                 continue
-            rows = self.store.execute(
-                "SELECT * FROM alert_episodes WHERE rule=? AND started_at<=? AND "
-                "acked_at IS NULL AND escalated_at IS NULL ORDER BY started_at",
-                (rule.name, (now - rule.escalate_after).timestamp())).fetchall()
-            found += [_episode(r) for r in rows]
+            found += self.store.escalation_candidates(rule.name, now - rule.escalate_after)
         return found
 
     def silenced(self, alert: Alert, now: datetime) -> str | None:
@@ -266,37 +204,27 @@ class Lifecycle:
         window = rule.group_window
         if not window or alert.state != "firing":
             return alert, True
-        row = self.store.execute("SELECT rule, alert_id, started_at, last_update, related "
-                                 "FROM alert_groups WHERE brand=?", (alert.brand,)).fetchone()
-        if row is not None:
-            head_rule, head_id, started, last_update, related_json = row
+        group = self.store.alert_group(alert.brand)
+        if group is not None:
+            head_rule, head_id = group.rule, group.alert_id
+            last_update = group.last_update
             head = self.store.get_alert(head_id)
             open_ = head is not None and self.status(
                 head, {e.dedup_key: e for e in self.episodes([head.dedup_key])}
             ) in ("firing", "acknowledged")
-            if open_ and now - _dt(started) < window:
+            if open_ and now - group.started_at < window:
                 if head_rule == rule.name:
                     return alert, True
-                related = [*json.loads(related_json),
+                related = [*group.related,
                            {"rule": alert.rule, "kind": alert.kind, "summary": alert.summary,
                             "alert_id": alert.id, "at": _iso(now)}]
-                notify = last_update is None or now - _dt(last_update) >= window
+                notify = last_update is None or now - last_update >= window
                 details = dict(alert.details, group=head_id, related=related)
-                self.store.execute("UPDATE alert_groups SET related=?, last_update=? "
-                                   "WHERE brand=?",
-                                   (json.dumps(related),
-                                    now.timestamp() if notify else last_update, alert.brand))
+                self.store.update_group(alert.brand, related, now if notify else last_update)
                 if not notify:
                     return dataclasses.replace(alert, channels=(), details=details), False
                 title = (f"Updated: [{alert.severity.upper()}] {head_rule}: {alert.brand} "
                          f"(+{len(related)} related: {', '.join(r['rule'] for r in related)})")
                 return dataclasses.replace(alert, title=title, details=details), True
-        self.store.execute("INSERT OR REPLACE INTO alert_groups VALUES (?,?,?,?,?,?)",
-                           (alert.brand, rule.name, alert.id, now.timestamp(), None, "[]"))
+        self.store.open_group(alert.brand, rule.name, alert.id, now)
         return alert, True
-
-
-def _episode(row: Any) -> Episode:
-    return Episode(row[0], row[1], row[2], _dt(row[3]), row[4],
-                   None if row[5] is None else _dt(row[5]), row[6],
-                   None if row[7] is None else _dt(row[7]))

@@ -29,7 +29,7 @@ from monitor.config.schema import ChannelConfig, RuleSet
 from monitor.metrics import Metrics
 from monitor.model import Alert, Severity, Signal
 from monitor.route.lifecycle import Lifecycle
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 
 FIRING, QUIET, RESOLVED = "firing", "firing_quiet", "resolved"
 SILENCED = "firing_silenced"
@@ -42,7 +42,7 @@ def alert_id(signal: Signal, reminder: int = 0) -> str:
 
 
 class Router:
-    def __init__(self, rules: RuleSet, store: SqliteStore, metrics: Metrics,
+    def __init__(self, rules: RuleSet, store: Store, metrics: Metrics,
                  channels: Iterable[ChannelConfig] = ()) -> None:
         self.rules = rules
         self.store = store

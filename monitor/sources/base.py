@@ -14,7 +14,7 @@ from monitor.config.schema import BrandConfig, SourceConfig
 from monitor.metrics import Metrics
 from monitor.model import Post
 from monitor.registry import Registry
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import CursorStore
 
 Emit = Callable[[Post], Awaitable[None]]
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class SourceHealth:
 @dataclass(frozen=True, slots=True)
 class SourceContext:
     clock: Clock
-    store: SqliteStore
+    store: CursorStore
     metrics: Metrics
     brands: tuple[BrandConfig, ...]
 

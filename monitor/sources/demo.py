@@ -40,7 +40,7 @@ from monitor.config.schema import BrandConfig, SourceConfig
 from monitor.model import Author, Post, PostKind
 from monitor.sources import demo_text as text
 from monitor.sources.base import SOURCES, Emit, Source
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import CursorStore
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def cursor_key(name: str) -> str:
     return f"demo:{name}"
 
 
-def load_state(store: SqliteStore, name: str) -> DemoState | None:
+def load_state(store: CursorStore, name: str) -> DemoState | None:
     raw = store.get_cursor(cursor_key(name))
     if raw is None:
         return None
@@ -295,7 +295,7 @@ def load_state(store: SqliteStore, name: str) -> DemoState | None:
         return None
 
 
-def demo_clock(config: SourceConfig, store: SqliteStore) -> ScaledClock:
+def demo_clock(config: SourceConfig, store: CursorStore) -> ScaledClock:
     """The engine-wide clock: resumes at the cursor's simulated time, else wall time now."""
     state = load_state(store, config.name)
     start = state.at if state is not None else datetime.now(UTC)

@@ -1,5 +1,8 @@
-"""Durable state: SQLite in WAL mode."""
+"""Durable state behind one boundary: ``api`` (typed interfaces per concern), ``records``
+(the values it hands out), two backends (``sqlite``, ``postgres``) and ``factory``
+(``open_store``: the backend ``storage.backend`` names)."""
 
-from monitor.store.sqlite import OutboxItem, SqliteStore
+from monitor.store.api import Store
+from monitor.store.records import OutboxItem
 
-__all__ = ["OutboxItem", "SqliteStore"]
+__all__ = ["OutboxItem", "Store"]

@@ -1,4 +1,5 @@
-"""Versioned schema of the SQLite store: each step moves a database one version up.
+"""Versioned schema of the SQLite store, the one place its tables are created: each step
+moves a database one version up.
 
 A new database runs every step in order; an existing one runs the steps above its
 ``meta.schema_version``, each in its own transaction, so an interrupted upgrade
@@ -124,7 +125,38 @@ def _v5(db: sqlite3.Connection) -> None:
     _script(db, _V5_ACTIONS)
 
 
-STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5)
+# v6: every table in one place. Lifecycle (episodes, groups), silences and the outbound
+# screen's watchlist and ledger were created by their modules on first use; they are
+# part of the schema now (IF NOT EXISTS: a database of v5 may have them already). The
+# outbox gets claims (several drainers on one database), and leases (one active daemon).
+_V6_ALL_TABLES = """
+CREATE TABLE IF NOT EXISTS alert_episodes (dedup_key TEXT PRIMARY KEY, rule TEXT NOT NULL,
+    alert_id TEXT NOT NULL, started_at REAL NOT NULL, acked_by TEXT, acked_at REAL,
+    ack_comment TEXT, escalated_at REAL);
+CREATE TABLE IF NOT EXISTS alert_groups (brand TEXT PRIMARY KEY, rule TEXT NOT NULL,
+    alert_id TEXT NOT NULL, started_at REAL NOT NULL, last_update REAL,
+    related TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alert_episodes_open ON alert_episodes (rule, started_at)
+    WHERE acked_at IS NULL AND escalated_at IS NULL;
+CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, matchers TEXT NOT NULL,
+    starts_at REAL NOT NULL, ends_at REAL NOT NULL, created_by TEXT NOT NULL,
+    comment TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS outbound_watchlist (id TEXT PRIMARY KEY, body TEXT NOT NULL,
+    expires_at REAL);
+CREATE TABLE IF NOT EXISTS outbound_approved (id TEXT PRIMARY KEY, brand TEXT,
+    body TEXT NOT NULL, valid_until REAL NOT NULL);
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbox ADD COLUMN claim_until REAL;
+CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, epoch INTEGER NOT NULL,
+    expires_at REAL NOT NULL)
+"""
+
+
+def _v6(db: sqlite3.Connection) -> None:
+    _script(db, _V6_ALL_TABLES)
+
+
+STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 LATEST = len(STEPS)
 
 

@@ -157,10 +157,9 @@ class ActionRoutes:
         """The flagged post's full text (stored post; else the alert's excerpt)."""
         key = alert.dedup_key.split("|", 2)[-1]
         source, _, post_id = key.partition(":")
-        row = self.ctx.store.execute("SELECT text FROM posts WHERE source=? AND id=?",
-                                     (source, post_id)).fetchone()
-        if row is not None:
-            return str(row[0])
+        text = self.ctx.store.post_text(source, post_id)
+        if text is not None:
+            return text
         post = alert.details.get("post") if isinstance(alert.details, dict) else None
         return str(post.get("text", "")) if isinstance(post, dict) else ""
 

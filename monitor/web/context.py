@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from monitor.config.schema import BrandConfig, ChannelConfig, HttpConfig, Rule
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 from monitor.web.reader import Reader
 from monitor.web.render import render, static_version
 from monitor.web.session import Session, Sessions, cross_site, csrf_ok
@@ -37,7 +37,7 @@ class WebContext:
         self.config = config
         self.api = api
         self.now = now
-        self.store: SqliteStore = api.store
+        self.store: Store = api.store
         self.sessions = Sessions(config)
         self.reader = Reader(self.store)
         self.version = static_version()
@@ -47,8 +47,7 @@ class WebContext:
         config = getattr(self.api, "config", None)
         if config is not None:
             return list(config.brands)
-        rows = self.store.execute("SELECT DISTINCT brand FROM aggregates ORDER BY brand")
-        return [BrandConfig(name=str(r[0]), keywords=(str(r[0]),)) for r in rows]
+        return [BrandConfig(name=b, keywords=(b,)) for b in self.store.aggregate_brands()]
 
     def brand_names(self) -> list[str]:
         return [b.name for b in self.brands()]
@@ -115,12 +114,12 @@ class WebContext:
                 "message": _MESSAGES.get(request.query.get("done", ""))}
 
     async def page(self, request: web.Request, session: Session, page: str, template: str,
-                   build: Callable[[SqliteStore], dict[str, Any]] | None = None,
+                   build: Callable[[Store], dict[str, Any]] | None = None,
                    status: int = 200) -> web.Response:
         """Build the page's data and render it on a worker thread (never on the loop)."""
         base = self.base(request, session, page)
 
-        def work(store: SqliteStore) -> str:
+        def work(store: Store) -> str:
             data = build(store) if build is not None else {}
             return render(template, **base, **data)
 

@@ -5,12 +5,12 @@ outbound review queue."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.route.lifecycle import STATES, Lifecycle
 from monitor.route.silences import MATCHERS, Silence
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 from monitor.web import actions
 from monitor.web.pulse import STEP, markers, series
 
@@ -45,7 +45,7 @@ class Filters:
                    pick("state", STATES), pick("kind"))
 
 
-def inbox(store: SqliteStore, filters: Filters, limit: int = INBOX_LIMIT) -> list[dict[str, Any]]:
+def inbox(store: Store, filters: Filters, limit: int = INBOX_LIMIT) -> list[dict[str, Any]]:
     """Stored alerts, newest first, with their lifecycle status, filtered."""
     lifecycle = Lifecycle(store)
     rows = lifecycle.history(brand=filters.brand, state=filters.state,
@@ -58,16 +58,12 @@ def inbox(store: SqliteStore, filters: Filters, limit: int = INBOX_LIMIT) -> lis
     return out[:limit]
 
 
-def facets(store: SqliteStore) -> dict[str, list[str]]:
+def facets(store: Store) -> dict[str, list[str]]:
     """The brands, rules and kinds that alerts were stored for (filter choices)."""
-    found: dict[str, list[str]] = {}
-    for column in ("brand", "rule", "kind"):
-        found[column] = [str(r[0]) for r in store.execute(
-            f"SELECT DISTINCT {column} FROM alerts ORDER BY {column} LIMIT 200").fetchall()]
-    return found
+    return store.alert_facets()
 
 
-def detail(store: SqliteStore, alert_id: str, brands: list[str]) -> dict[str, Any] | None:
+def detail(store: Store, alert_id: str, brands: list[str]) -> dict[str, Any] | None:
     """One alert, its status, timeline, deliveries and the chart around it."""
     alert = store.get_alert(alert_id)
     if alert is None:
@@ -78,12 +74,10 @@ def detail(store: SqliteStore, alert_id: str, brands: list[str]) -> dict[str, An
     related = [r for r in _same_key(store, alert.dedup_key)]
     done = actions.for_alerts(store, [a["id"] for a in related] + [alert.id])
     events = _timeline(alert.id, related, episode, done)
-    deliveries = [{"channel": r[0], "status": r[1], "attempts": r[2],
-                   "sent_at": _iso(datetime.fromtimestamp(r[3], UTC)) if r[3] else None,
-                   "last_error": r[4]}
-                  for r in store.execute("SELECT channel, status, attempts, sent_at, last_error "
-                                         "FROM outbox WHERE alert_id=? ORDER BY id",
-                                         (alert.id,)).fetchall()]
+    deliveries = [{"channel": d.channel, "status": d.status, "attempts": d.attempts,
+                   "sent_at": _iso(d.sent_at) if d.sent_at else None,
+                   "last_error": d.last_error}
+                  for d in store.deliveries(alert.id)]
     chart = None
     if alert.brand in brands:
         at = alert.created_at
@@ -97,13 +91,9 @@ def detail(store: SqliteStore, alert_id: str, brands: list[str]) -> dict[str, An
             "review": review.to_json() if review else None}
 
 
-def _same_key(store: SqliteStore, dedup_key: str) -> list[dict[str, Any]]:
-    rows = store.execute("SELECT id, title, state, created_at, details FROM alerts WHERE "
-                         "dedup_key=? ORDER BY created_at, rowid LIMIT 500",
-                         (dedup_key,)).fetchall()
-    return [{"id": r[0], "title": r[1], "state": r[2],
-             "at": datetime.fromtimestamp(r[3], UTC), "silenced": '"silenced"' in r[4]}
-            for r in rows]
+def _same_key(store: Store, dedup_key: str) -> list[dict[str, Any]]:
+    return [{"id": a.id, "title": a.title, "state": a.state, "at": a.created_at,
+             "silenced": a.silenced} for a in store.alerts_with_key(dedup_key, 500)]
 
 
 def _timeline(alert_id: str, related: list[dict[str, Any]], episode: Any,
@@ -143,7 +133,7 @@ def _timeline(alert_id: str, related: list[dict[str, Any]], episode: Any,
              "current": ref == alert_id} for at, what, text, ref in events]
 
 
-def silence_preview(store: SqliteStore, matchers: dict[str, str], now: datetime,
+def silence_preview(store: Store, matchers: dict[str, str], now: datetime,
                     within: timedelta = PREVIEW) -> dict[str, Any]:
     """How many firing alerts of the last 24 h a silence with ``matchers`` would
     have silenced (and a few of them)."""
@@ -165,15 +155,13 @@ def matchers_from(form: Any) -> dict[str, str]:
             if form.get(k) and str(form.get(k)).strip()}
 
 
-def outbound_queue(store: SqliteStore, show: str, now: datetime,
+def outbound_queue(store: Store, show: str, now: datetime,
                    days: int = 30) -> list[dict[str, Any]]:
     """Flagged outbound posts of the last ``days`` (``show``: pending | all), newest
     first, each with its reasons, checks and review."""
     since = now - timedelta(days=days)
-    rows = store.execute("SELECT id FROM alerts WHERE kind='outbound' AND state='firing' AND "
-                         "created_at>=? ORDER BY created_at DESC LIMIT 500",
-                         (since.timestamp(),)).fetchall()
-    found = [a for a in (store.get_alert(r[0]) for r in rows) if a is not None]
+    lines = store.firing_alerts(since=since, kind="outbound", limit=500)
+    found = [a for a in (store.get_alert(r.id) for r in lines) if a is not None]
     reviewed = actions.reviews(store, [a.id for a in found])
     out = []
     for alert in found:

@@ -15,7 +15,7 @@ from typing import Any
 
 from monitor.config.schema import BrandConfig
 from monitor.detect.explain import brand_words, over_represented, tokens
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 
 STEP = 300  # seconds: the aggregates' bucket
 RANGES: dict[str, timedelta] = {"24h": timedelta(hours=24), "7d": timedelta(days=7),
@@ -35,7 +35,7 @@ def window(range_name: str, now: datetime) -> tuple[int, int]:
     return end - int(span.total_seconds()) + STEP, end
 
 
-def series(store: SqliteStore, brands: Sequence[str], first: int, last: int,
+def series(store: Store, brands: Sequence[str], first: int, last: int,
            since: int | None = None) -> dict[str, Any]:
     """Dense 5-minute arrays from ``first`` to ``last`` (bucket starts, epoch seconds)
     per brand: ``posts`` and ``expected`` (null where nothing is stored), and the alert
@@ -49,10 +49,7 @@ def series(store: SqliteStore, brands: Sequence[str], first: int, last: int,
     for brand in brands:
         posts: list[int | None] = [None] * n
         expected: list[float | None] = [None] * n
-        rows = store.execute("SELECT start, posts, expected FROM aggregates WHERE brand=? "
-                             "AND start>=? AND start<=?",
-                             (brand, float(start), float(last))).fetchall()
-        for at, count, exp in rows:
+        for at, count, _, exp in store.aggregate_rows(brand, start, last):
             i = (int(at) - start) // STEP
             posts[i] = count
             expected[i] = exp
@@ -61,39 +58,34 @@ def series(store: SqliteStore, brands: Sequence[str], first: int, last: int,
     return out
 
 
-def markers(store: SqliteStore, brands: Sequence[str], start: float,
+def markers(store: Store, brands: Sequence[str], start: float,
             end: float) -> list[dict[str, Any]]:
     """Firing alerts of ``brands`` in [start, end) (not "all clear" or silenced ones)."""
     if not brands:
         return []
-    rows = store.execute(
-        "SELECT id, brand, rule, severity, title, created_at FROM alerts WHERE created_at>=? "
-        f"AND created_at<? AND state='firing' AND brand IN ({','.join('?' * len(brands))}) "
-        "AND title NOT LIKE 'Silenced:%' ORDER BY created_at DESC LIMIT ?",
-        (start, end, *brands, MAX_MARKERS)).fetchall()
-    return [{"id": r[0], "brand": r[1], "rule": r[2], "severity": r[3], "title": r[4],
-             "at": int(r[5])} for r in reversed(rows)]
+    rows = store.alert_markers(brands, start, end, MAX_MARKERS)
+    return [{"id": r.id, "brand": r.brand, "rule": r.rule, "severity": r.severity,
+             "title": r.title, "at": int(r.created_at.timestamp())} for r in reversed(rows)]
 
 
-def share_of_voice(store: SqliteStore, brands: Sequence[str], first: int,
+def share_of_voice(store: Store, brands: Sequence[str], first: int,
                    last: int) -> list[dict[str, Any]]:
     """Mentions per brand in the window and each brand's share of their sum."""
-    rows = dict(store.execute("SELECT brand, sum(posts) FROM aggregates WHERE start>=? AND "
-                              "start<=? GROUP BY brand", (float(first), float(last))).fetchall())
+    rows = store.mentions_by_brand(first, last)
     counts = {b: int(rows.get(b) or 0) for b in brands}
     total = sum(counts.values())
     return [{"brand": b, "mentions": c, "share": round(c / total, 4) if total else 0.0}
             for b, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def negative_share(store: SqliteStore, brand: str, first: int, last: int) -> dict[str, Any]:
+def negative_share(store: Store, brand: str, first: int, last: int) -> dict[str, Any]:
     """Hourly share of negative mentions in the window and its usual level (the share
     over the 7 days before each hour); null where an hour has no mentions."""
     hour = 3600
     lo = (first // hour) * hour
     base = lo - int(USUAL.total_seconds())
-    rows = store.execute("SELECT start, posts, negatives FROM aggregates WHERE brand=? AND "
-                         "start>=? AND start<=?", (brand, float(base), float(last))).fetchall()
+    rows = [(at, count, negative)
+            for at, count, negative, _ in store.aggregate_rows(brand, base, last)]
     n = (last // hour * hour - base) // hour + 1
     posts, negatives = [0] * n, [0] * n
     for at, count, negative in rows:
@@ -116,34 +108,27 @@ def negative_share(store: SqliteStore, brand: str, first: int, last: int) -> dic
     return {"start": lo, "step": hour, "count": len(share), "share": share, "usual": usual}
 
 
-def top_posts(store: SqliteStore, brand: str, first: int, limit: int = 10
+def top_posts(store: Store, brand: str, first: int, limit: int = 10
               ) -> list[dict[str, Any]]:
     """The brand's mentions with the widest reach (author followers) since ``first``."""
-    rows = store.execute(
-        "SELECT author_handle, followers, text, url, label, created_at FROM posts WHERE "
-        "brand=? AND created_at>=? AND kind='mention' ORDER BY followers DESC, created_at DESC "
-        "LIMIT ?", (brand, float(first), limit)).fetchall()
-    return [{"author": r[0], "followers": r[1] or 0, "text": r[2][:280], "url": _safe_url(r[3]),
-             "sentiment": r[4], "at": _iso(datetime.fromtimestamp(r[5], UTC))} for r in rows]
+    found = store.top_posts(brand, first, limit)
+    return [{"author": s.post.author.handle, "followers": s.post.author.followers or 0,
+             "text": s.post.text[:280], "url": _safe_url(s.post.url), "sentiment": s.label,
+             "at": _iso(s.post.created_at)} for s in found]
 
 
-def trending(store: SqliteStore, brand: BrandConfig | None, name: str, now: datetime,
+def trending(store: Store, brand: BrandConfig | None, name: str, now: datetime,
              window_size: timedelta = timedelta(hours=1), limit: int = 8
              ) -> list[dict[str, Any]]:
     """Terms and hashtags over-represented in the last hour against the day before,
     each with up to two example posts (widest reach first)."""
     end = now.timestamp()
     cut = end - window_size.total_seconds()
-    recent = store.execute(
-        "SELECT text, author_handle, followers, url, created_at FROM posts WHERE brand=? AND "
-        "created_at>=? AND created_at<=? AND kind='mention' ORDER BY created_at DESC LIMIT "
-        "2000", (name, cut, end)).fetchall()
+    recent = store.recent_mentions(name, cut, end, 2000, include_end=True)
     if not recent:
         return []
-    baseline = [r[0] for r in store.execute(
-        "SELECT text FROM posts WHERE brand=? AND created_at>=? AND created_at<? AND "
-        "kind='mention' ORDER BY created_at DESC LIMIT 5000",
-        (name, cut - 86400, cut)).fetchall()]
+    baseline = [r[0] for r in store.recent_mentions(name, cut - 86400, cut, 5000,
+                                                     include_end=False)]
     exclude = brand_words(brand) if brand is not None else frozenset()
     found = over_represented((r[0] for r in recent), baseline, exclude=exclude, limit=limit)
     examples: dict[str, list[dict[str, Any]]] = defaultdict(list)

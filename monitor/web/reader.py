@@ -1,10 +1,11 @@
-"""Page queries off the event loop: read-only SQLite connections in worker threads.
+"""Page queries off the event loop: read-only store connections in worker threads.
 
 The daemon's store has one connection, used from the event loop. The dashboard's
 reads (30 days of aggregates, alert history, raw posts for terms) and its CPU work
 (what-if backtests, rendering big pages) run in a small thread pool, each thread with
-its own read-only connection (WAL: readers never block the writer). A store in
-memory (tests) has no second connection: its reads run on the loop.
+its own read-only connection (``Store.reader``; SQLite's WAL and PostgreSQL's MVCC:
+readers never block the writer). A store in memory (tests) has no second
+connection: its reads run on the loop.
 """
 
 from __future__ import annotations
@@ -15,27 +16,26 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 
 T = TypeVar("T")
 WORKERS = 2
 
 
 class Reader:
-    def __init__(self, store: SqliteStore, workers: int = WORKERS) -> None:
+    def __init__(self, store: Store, workers: int = WORKERS) -> None:
         self.main = store
-        self.path = store.path
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._opened: list[SqliteStore] = []
+        self._opened: list[Store] = []
         self._pool: ThreadPoolExecutor | None = None
         self._workers = workers
 
     @property
     def threaded(self) -> bool:
-        return self.path != ":memory:"
+        return self.main.shareable
 
-    async def run(self, fn: Callable[[SqliteStore], T]) -> T:
+    async def run(self, fn: Callable[[Store], T]) -> T:
         """``fn(store)`` on a worker thread with a read-only store (the main store, on
         the loop, when it lives in memory)."""
         if not self.threaded:
@@ -45,10 +45,10 @@ class Reader:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, fn)
 
-    def _call(self, fn: Callable[[SqliteStore], T]) -> T:
-        store: SqliteStore | None = getattr(self._local, "store", None)
+    def _call(self, fn: Callable[[Store], T]) -> T:
+        store: Store | None = getattr(self._local, "store", None)
         if store is None:
-            store = SqliteStore.reader(self.path)
+            store = self.main.reader()
             self._local.store = store
             with self._lock:
                 self._opened.append(store)

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from monitor.config.schema import HttpConfig
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 from monitor.web import inbox, pulse, whatif
 from monitor.web.act import ActionRoutes
 from monitor.web.context import Denied, WebContext, html_response, redirect, safe_next
@@ -122,7 +122,7 @@ class WebRoutes:
         first, last = pulse.window(range_name, ctx.now())
         names = ctx.brand_names()
 
-        def build(store: SqliteStore) -> dict[str, Any]:
+        def build(store: Store) -> dict[str, Any]:
             return {"range": range_name, "ranges": list(pulse.RANGES),
                     "data": pulse.series(store, names, first, last),
                     "voice": pulse.share_of_voice(store, names, first, last)}
@@ -141,7 +141,7 @@ class WebRoutes:
         first, last = pulse.window(range_name, now)
         names = ctx.brand_names()
 
-        def build(store: SqliteStore) -> dict[str, Any]:
+        def build(store: Store) -> dict[str, Any]:
             return {"range": range_name, "ranges": list(pulse.RANGES), "brand": name,
                     "data": pulse.series(store, [name], first, last),
                     "negative": pulse.negative_share(store, name, first, last),
@@ -161,7 +161,7 @@ class WebRoutes:
         since = int(since_raw) if since_raw.isdigit() else None
         first, last = pulse.window(range_name, ctx.now())
 
-        def work(store: SqliteStore) -> bytes:
+        def work(store: Store) -> bytes:
             return orjson.dumps(pulse.series(store, wanted, first, last, since))
 
         body = await ctx.reader.run(work)
@@ -173,7 +173,7 @@ class WebRoutes:
         session = ctx.session(request)
         filters = inbox.Filters.parse(request.query)
 
-        def build(store: SqliteStore) -> dict[str, Any]:
+        def build(store: Store) -> dict[str, Any]:
             from monitor.route.lifecycle import Lifecycle
 
             now = ctx.now()
@@ -191,7 +191,7 @@ class WebRoutes:
         names = ctx.brand_names()
         now = ctx.now()
 
-        def build(store: SqliteStore) -> dict[str, Any]:
+        def build(store: Store) -> dict[str, Any]:
             found = inbox.detail(store, alert_id, names)
             if found is None:
                 return {"missing": True}
@@ -217,10 +217,10 @@ class WebRoutes:
         ctx = self.ctx
         ctx.data_session(request)
 
-        def work(store: SqliteStore) -> dict[str, Any]:
-            row = store.execute("SELECT id, created_at FROM alerts ORDER BY created_at DESC, "
-                                "rowid DESC LIMIT 1").fetchone()
-            return {"id": row[0] if row else None, "at": row[1] if row else None}
+        def work(store: Store) -> dict[str, Any]:
+            line = store.latest_alert()
+            return {"id": line.id if line else None,
+                    "at": line.created_at.timestamp() if line else None}
 
         return _json(await ctx.reader.run(work))
 
@@ -234,7 +234,7 @@ class WebRoutes:
         watch = [e.to_json() for e in runtime.watchlist(now)] if runtime else []
         ledger = [a.to_json() for a in runtime.approved_posts(now)][-50:] if runtime else []
 
-        def build(store: SqliteStore) -> dict[str, Any]:
+        def build(store: Store) -> dict[str, Any]:
             return {"show": show, "queue": inbox.outbound_queue(store, show, now),
                     "watch": watch, "ledger": list(reversed(ledger)),
                     "running": runtime is not None}
@@ -252,7 +252,7 @@ class WebRoutes:
                     for c in ctx.channels()]
         reload = getattr(ctx.api, "last_reload", None)
 
-        def build(store: SqliteStore) -> dict[str, Any]:
+        def build(store: Store) -> dict[str, Any]:
             from monitor.web import actions
 
             return {"health": health, "rules": [_rule_row(r) for r in rules],
@@ -288,7 +288,7 @@ class WebRoutes:
             except whatif.WhatIfError as exc:
                 error = str(exc)
 
-        def build(store: SqliteStore) -> dict[str, Any]:
+        def build(store: Store) -> dict[str, Any]:
             result = None
             problem = error
             if rule is not None and brand is not None and sensitivity is not None:

@@ -21,7 +21,7 @@ from typing import Any
 from monitor.config.schema import Rule
 from monitor.detect.countmodel import SENSITIVITY_LEVELS, backtest, sensitivity_threshold
 from monitor.detect.volume import VolumeParams
-from monitor.store.sqlite import SqliteStore
+from monitor.store.api import Store
 from monitor.web.pulse import STEP
 
 DAYS = (7, 14, 30, 90)
@@ -50,7 +50,7 @@ def parse_sensitivity(raw: str) -> str | float:
     return value
 
 
-def history(store: SqliteStore, brand: str, params: VolumeParams, start: datetime,
+def history(store: Store, brand: str, params: VolumeParams, start: datetime,
             end: datetime) -> list[tuple[datetime, float]]:
     """The brand's mention counts per rule bucket in [start, end), gaps as the detector
     sees them."""
@@ -58,13 +58,10 @@ def history(store: SqliteStore, brand: str, params: VolumeParams, start: datetim
     if size % STEP:
         raise WhatIfError(f"the rule's bucket ({params.bucket}) is not a multiple of the "
                           f"stored 5-minute aggregates")
-    rows = store.execute("SELECT start, posts FROM aggregates WHERE brand=? AND start>=? AND "
-                         "start<? ORDER BY start",
-                         (brand, start.timestamp(), end.timestamp())).fetchall()
     sums: dict[int, float] = {}
-    for at, count in rows:
-        key = int(at) // size * size
-        sums[key] = sums.get(key, 0.0) + count
+    for row in store.aggregates(brand, start, end):
+        key = int(row.start.timestamp()) // size * size
+        sums[key] = sums.get(key, 0.0) + row.posts
     out: list[tuple[datetime, float]] = []
     gap = int(params.max_gap.total_seconds())
     previous: int | None = None
@@ -77,7 +74,7 @@ def history(store: SqliteStore, brand: str, params: VolumeParams, start: datetim
     return out
 
 
-def run(store: SqliteStore, rule: Rule, brand: str, sensitivity: str | float, days: int,
+def run(store: Store, rule: Rule, brand: str, sensitivity: str | float, days: int,
         now: datetime) -> dict[str, Any]:
     """Backtest ``rule`` for ``brand`` over the last ``days`` at its own and at the new
     sensitivity; also the alerts the rule really raised then."""
@@ -91,9 +88,8 @@ def run(store: SqliteStore, rule: Rule, brand: str, sensitivity: str | float, da
     current = backtest(rows, params.model_params())
     changed = dataclasses.replace(params, sensitivity=sensitivity)
     proposed = backtest(rows, changed.model_params())
-    real = store.execute("SELECT id, created_at, title FROM alerts WHERE rule=? AND brand=? AND "
-                         "created_at>=? AND state='firing' ORDER BY created_at LIMIT ?",
-                         (rule.name, brand, start.timestamp(), MAX_LIST)).fetchall()
+    real = store.firing_alerts(since=start, rule=rule.name, brand=brand, limit=MAX_LIST,
+                               newest_first=False)
     before, after = set(current), set(proposed)
     return {
         "rule": rule.name, "brand": brand, "days": days,
@@ -107,8 +103,7 @@ def run(store: SqliteStore, rule: Rule, brand: str, sensitivity: str | float, da
                      "fired": [_iso(t) for t in proposed[:MAX_LIST]], "count": len(proposed)},
         "added": [_iso(t) for t in sorted(after - before)][:MAX_LIST],
         "removed": [_iso(t) for t in sorted(before - after)][:MAX_LIST],
-        "real": [{"id": r[0], "at": _iso(datetime.fromtimestamp(r[1], UTC)), "title": r[2]}
-                 for r in real],
+        "real": [{"id": r.id, "at": _iso(r.created_at), "title": r.title} for r in real],
         "series": {"start": int(rows[0][0].timestamp()) if rows else None,
                    "times": [int(t.timestamp()) for t, _ in rows],
                    "counts": [c for _, c in rows]},

@@ -273,7 +273,7 @@ async def test_hostile_post_text_is_escaped_and_links_are_http_only(
     harness.feed([post(30_000, T0 + timedelta(hours=3, minutes=20),
                        "@acme <script>alert(1)</script> </script><img src=x onerror=alert(2)>",
                        author="evil", followers=2_000_000)])
-    harness.store.execute("UPDATE posts SET url='javascript:alert(3)' WHERE id='30000'")
+    harness.store._run("UPDATE posts SET url='javascript:alert(3)' WHERE id='30000'")
     harness.engine.checkpoint(force=True)
     harness.clock.set(T0 + timedelta(hours=3, minutes=25))
     client = await make()

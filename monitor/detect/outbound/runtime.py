@@ -34,7 +34,7 @@ from monitor.detect.outbound.text import norm
 from monitor.detect.outbound.trending import TrendingContext
 
 if TYPE_CHECKING:
-    from monitor.store.sqlite import SqliteStore
+    from monitor.store.api import OutboundStore
 
 DEFAULT_WATCH_LIFE = timedelta(days=14)
 KEEP_EXPIRED = timedelta(days=30)  # expired approved posts still tell "auto" the ledger is used
@@ -207,7 +207,7 @@ class OutboundRuntime:
 
     def __init__(self, validity: timedelta = timedelta(days=7)) -> None:
         self.validity = validity  # life of an approved post that does not give its own
-        self.store: SqliteStore | None = None
+        self.store: OutboundStore | None = None
         self.watch: dict[str, WatchEntry] = {}
         self.approved: dict[str, ApprovedPost] = {}
         self._matchers: dict[str, Watch] = {}
@@ -220,7 +220,7 @@ class OutboundRuntime:
         self._matchers.clear()
         self.trending.clear()
 
-    def bind(self, store: SqliteStore) -> None:
+    def bind(self, store: OutboundStore) -> None:
         """Use ``store`` from now on and load what it holds."""
         self.reset()
         self.store = store
