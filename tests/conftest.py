@@ -6,6 +6,7 @@ import logging
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,47 @@ def _isolate_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(secrets, "_SECRETS", set(secrets._SECRETS))
     monkeypatch.setattr(secrets, "_pattern", secrets._pattern)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (tests/pg_server.py); skips with the
+    reason when its binaries are not installed."""
+    from tests.pg_server import start_or_skip
+
+    server = start_or_skip()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_dsn(pg_server: Any) -> str:
+    """A fresh, migrated PostgreSQL database for one test."""
+    return str(pg_server.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Contract tests (STYLE #8): ``make_store(name="s")`` opens a store of the
+    parametrised backend; the same name opens the same database again (as after a
+    restart), another name a new one. All are closed at teardown."""
+    opened: list[Any] = []
+    dsns: dict[str, str] = {}
+
+    def make(name: str = "s") -> Any:
+        if request.param == "sqlite":
+            from monitor.store.sqlite import SqliteStore
+
+            opened.append(SqliteStore(tmp_path / f"{name}.db"))
+        else:
+            from monitor.store.postgres import PostgresStore
+
+            if name not in dsns:
+                dsns[name] = request.getfixturevalue("pg_server").new_database()
+            opened.append(PostgresStore(dsns[name]))
+        return opened[-1]
+
+    make.backend = request.param  # type: ignore[attr-defined]
+    yield make
+    for store in opened:
+        store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from monitor.model import Post
 from tests.conftest import BASE_RULES, write_project
@@ -114,8 +115,10 @@ def test_duplicates_are_dropped_and_unmatched_counted(project: Path) -> None:
     assert h.metrics.unmatched.labels("test")._value.get() == 1
 
 
-def test_restart_mid_storm_neither_loses_nor_repeats_the_alert(project: Path) -> None:
-    h = Harness(project)
+def test_restart_mid_storm_neither_loses_nor_repeats_the_alert(project: Path,
+                                                              make_store: Any) -> None:
+    """On each backend (SQLite, PostgreSQL)."""
+    h = Harness(project, store=make_store())
     h.feed(steady(T0, 48, 8))
     start = T0 + timedelta(hours=48, minutes=1)
     storm = burst(100_000, start, 120, 90, seconds=240)
@@ -123,14 +126,14 @@ def test_restart_mid_storm_neither_loses_nor_repeats_the_alert(project: Path) ->
     db = h.db
     h.store.close()  # "crash": nothing but the store survives
 
-    h2 = Harness(project, db)
+    h2 = Harness(project, db, store=make_store())
     h2.clock.set(storm[4].created_at)
     assert h2.engine.recover() == []
     fired = [a for a in h2.feed(storm[4:]) if a.rule == "spike"]
     assert len(fired) == 1
     h2.store.close()
 
-    h3 = Harness(project, db)  # restart after the alert: no second one
+    h3 = Harness(project, db, store=make_store())  # restart after the alert: no second one
     h3.clock.set(storm[-1].created_at)
     assert h3.engine.recover() == []
     assert len([a for a in h3.store.alerts(limit=50) if a.rule == "spike"]) == 1
@@ -207,9 +210,11 @@ def test_a_rolled_back_batch_is_not_counted_twice_when_retried(project: Path) ->
     assert h.store.post_count() == len(steady(T0, 2, 8)) + len(batch)
 
 
-def test_crash_between_checkpoints_replays_to_the_same_alerts(project: Path) -> None:
+def test_crash_between_checkpoints_replays_to_the_same_alerts(project: Path,
+                                                             make_store: Any) -> None:
     """With checkpoints far apart, a crash at any point and a restart raise exactly the
-    alerts of an uninterrupted run, and the detectors end in the same state."""
+    alerts of an uninterrupted run, and the detectors end in the same state (on each
+    backend: SQLite, PostgreSQL)."""
     from monitor.engine import CheckpointPolicy, Engine
 
     never = CheckpointPolicy(every_posts=10**9, every_seconds=1e12)
@@ -219,7 +224,8 @@ def test_crash_between_checkpoints_replays_to_the_same_alerts(project: Path) -> 
     posts += steady(start + timedelta(minutes=10), 3, 8, first_id=500_000, seed=4)
 
     def run(crash_at: list[int]) -> tuple[list[str], dict[str, object]]:
-        h = Harness(project, db=project.parent / f"crash{len(crash_at)}-{crash_at[:1]}.db")
+        name = f"crash{len(crash_at)}-{crash_at[:1]}".replace("[", "").replace("]", "")
+        h = Harness(project, store=make_store(name))
         h.engine = Engine(h.config, h.rules, h.store, h.clock, h.metrics, checkpoints=never)
         h.engine.on_alerts = h.alerts.extend
         h.engine.checkpoint(force=True)
@@ -232,7 +238,7 @@ def test_crash_between_checkpoints_replays_to_the_same_alerts(project: Path) -> 
             if cut < len(posts):  # crash: nothing but the store survives
                 clock_at = h.clock.now()
                 h.store.close()
-                h = Harness(project, db=h.db)
+                h = Harness(project, store=make_store(name))
                 h.engine = Engine(h.config, h.rules, h.store, h.clock, h.metrics,
                                   checkpoints=never)
                 h.engine.on_alerts = h.alerts.extend

@@ -6,12 +6,14 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from monitor.clock import ManualClock
 from monitor.config.loader import load_all
 from monitor.engine import Engine
 from monitor.metrics import Metrics
 from monitor.model import Alert, Author, Post
+from monitor.store.api import Store
 from monitor.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
@@ -46,10 +48,11 @@ def steady(start: datetime, hours: float, per_bucket: int, *, first_id: int = 0,
 
 
 class Harness:
-    def __init__(self, config_path: Path, db: Path | None = None) -> None:
+    def __init__(self, config_path: Path, db: Path | None = None,
+                 store: Store | None = None) -> None:
         self.config, self.rules = load_all(config_path)
         self.db = db or Path(self.config.state_dir) / "test.db"
-        self.store = SqliteStore(self.db)
+        self.store: Any = store if store is not None else SqliteStore(self.db)
         self.clock = ManualClock(T0 - timedelta(days=30))
         self.metrics = Metrics()
         self.engine = Engine(self.config, self.rules, self.store, self.clock, self.metrics)

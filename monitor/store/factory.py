@@ -8,29 +8,15 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from monitor.config.schema import Config
 from monitor.errors import StoreError
 from monitor.store.api import Store
+from monitor.store.sqlite import state_path
 
-if TYPE_CHECKING:  # each backend implements the whole boundary (checked by mypy)
-    from monitor.store.postgres import PostgresStore
-    from monitor.store.sqlite import SqliteStore
-
-    def _sqlite(store: SqliteStore) -> Store:
-        return store
-
-    def _postgres(store: PostgresStore) -> Store:
-        return store
+__all__ = ["BACKENDS", "open_store", "state_path", "store_exists"]
 
 BACKENDS = {"sqlite": "monitor.store.sqlite", "postgres": "monitor.store.postgres"}
-
-
-def state_path(config: Config, base: Path | None = None) -> Path:
-    """The SQLite file of ``config`` (relative paths under ``base`` when given)."""
-    path = Path(config.state_dir) / config.storage.path
-    return base / path if base is not None and not path.is_absolute() else path
 
 
 def open_store(config: Config, base: Path | None = None) -> Store:

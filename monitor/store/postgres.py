@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import psycopg.errors
@@ -27,6 +27,7 @@ from monitor.config.schema import Config
 from monitor.errors import StoreBusy, StoreError
 from monitor.secrets import mask
 from monitor.store import pg_migrations
+from monitor.store.api import Store
 from monitor.store.sql_alerts import SqlAlerts
 from monitor.store.sql_outbox import SqlOutbox
 from monitor.store.sql_reads import SqlReads
@@ -188,3 +189,8 @@ def open_from(config: Config, base: Path | None = None) -> PostgresStore:
     if not config.storage.dsn:
         raise StoreError("storage.backend postgres needs storage.dsn")
     return PostgresStore(config.storage.dsn)
+
+
+if TYPE_CHECKING:
+    def _implements_the_boundary(store: PostgresStore) -> Store:  # checked by mypy
+        return store

@@ -12,11 +12,12 @@ import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.config.schema import Config
 from monitor.errors import StoreBusy, StoreError
 from monitor.store import migrations
+from monitor.store.api import Store
 from monitor.store.records import Aggregate, OutboxItem, StoredPost
 from monitor.store.sql_alerts import SqlAlerts
 from monitor.store.sql_outbox import SqlOutbox
@@ -118,8 +119,17 @@ class SqliteStore(SqlStore, SqlAlerts, SqlOutbox, SqlReads):
         return int(row[0]) if row else 0
 
 
+def state_path(config: Config, base: Path | None = None) -> Path:
+    """The SQLite file of ``config`` (relative paths under ``base`` when given)."""
+    path = Path(config.state_dir) / config.storage.path
+    return base / path if base is not None and not path.is_absolute() else path
+
+
 def open_from(config: Config, base: Path | None = None) -> SqliteStore:
     """The store of ``config`` (``storage.path`` under ``state_dir``)."""
-    from monitor.store.factory import state_path
-
     return SqliteStore(state_path(config, base))
+
+
+if TYPE_CHECKING:
+    def _implements_the_boundary(store: SqliteStore) -> Store:  # checked by mypy
+        return store
