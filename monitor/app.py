@@ -22,6 +22,8 @@ from typing import Any
 
 from monitor import logs
 from monitor.clock import Clock, WallClock
+from monitor.cluster.ha import ActiveLease
+from monitor.cluster.lease import process_id
 from monitor.config.loader import load_config, load_rules
 from monitor.config.schema import Config
 from monitor.detect.outbound.folder import default_validity, folder_specs, watch_folders
@@ -65,6 +67,15 @@ class Daemon:
         self.rules = load_rules(Path(self.config.rules_dir), self.config)
         self.metrics = Metrics()
         self.store = open_store(self.config)
+        cluster = self.config.cluster
+        #: this process in leases and outbox claims
+        self.owner = process_id(cluster.node if cluster else None)
+        #: one active daemon per shared store (None: SQLite, this process is alone)
+        self.ha: ActiveLease | None = None
+        if self.store.backend != "sqlite":
+            ttl = cluster.lease_ttl if cluster else timedelta(seconds=5)
+            self.ha = ActiveLease(self.store, self.owner, ttl)
+        self.exit_code = 0
         self.clock: Clock = WallClock()
         demo = next((s for s in self.config.sources if s.type == "demo" and s.enabled), None)
         if demo is not None:
@@ -217,8 +228,12 @@ class Daemon:
         real = [c for c in self.config.channels if c.rotation is None]  # not virtual
         notifiers = build_notifiers(real, self.config_path.parent, AlertCharts(self.store))
         channels = {c.name: c for c in real}
+        claim = None
+        if self.ha is not None:  # several processes drain this store
+            cluster = self.config.cluster
+            claim = (self.owner, cluster.claim_ttl if cluster else timedelta(seconds=30))
         return OutboxWorker(self.store, notifiers, channels, clock, self.metrics,
-                            on_dead=self.dead_letter)
+                            on_dead=self.dead_letter, claim=claim)
 
     def dead_letter(self, item: OutboxItem, error: str) -> None:
         """Admin alert for an alert the outbox gave up on (at most one per channel and
@@ -264,6 +279,17 @@ class Daemon:
         self._last_loop_beat = loop.time()
         async with AsyncExitStack() as stack:
             stack.callback(self.store.close)
+            worker = self.outbox_worker(WallClock())
+            tasks = []
+            if self.ha is not None:  # deliver while standing by; then become active
+                tasks = [asyncio.create_task(worker.run(self.outbox_wake), name="outbox")]
+                stack.push_async_callback(self._drain_outbox, worker, tasks[0])
+                if not await self.ha.wait(self.stopping):
+                    return 0
+                stack.callback(self.ha.release)
+                self.engine.reload()
+                keeper = asyncio.create_task(self.ha.keep(self._lease_lost), name="lease")
+                stack.push_async_callback(_cancel, [keeper])
             recovered = self.engine.recover()
             for problem in self.engine.problems:  # poisoned state, discarded at recovery
                 self.admin_alert("poisoned-state", "Detector state from the future was "
@@ -271,9 +297,9 @@ class Daemon:
             self.engine.problems.clear()
             if recovered:
                 log.info("recovered %d alert(s) after restart", len(recovered))
-            worker = self.outbox_worker(WallClock())
-            tasks = [asyncio.create_task(worker.run(self.outbox_wake), name="outbox")]
-            stack.push_async_callback(self._drain_outbox, worker, tasks[0])
+            if not tasks:
+                tasks = [asyncio.create_task(worker.run(self.outbox_wake), name="outbox")]
+                stack.push_async_callback(self._drain_outbox, worker, tasks[0])
             workers = workers_for(self.config.enrich_workers)
             if workers:
                 self.pool = EnrichPool(self.config, workers)
@@ -315,7 +341,13 @@ class Daemon:
             log.info("stopping: draining")
             self.sd.stopping()
         log.info("stopped")
-        return 0
+        return self.exit_code
+
+    def _lease_lost(self, reason: str) -> None:
+        """Another daemon is active now: stand down (the store refuses our writes)."""
+        log.error("%s: another daemon took over; stopping", reason)
+        self.exit_code = 1
+        self.stopping.set()
 
     async def _watch_approved(self) -> None:
         """Poll the outbound rules' ``ledger_folder`` (re-read after each reload)."""

@@ -49,7 +49,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="show the Python traceback of an error")
         return p
 
-    command("run", "run the daemon")
+    run = command("run", "run the daemon")
+    run.add_argument("--role", choices=("all", "ingest", "worker", "notify"), default="all",
+                     help="all (default): the whole daemon in this process; ingest, worker "
+                          "or notify: one part of a partitioned deployment (needs "
+                          "cluster.nats_url and PostgreSQL, see docs/scaling.md)")
     command("check", "validate config.yaml and the rules; exit 1 on problems")
     replay = command("replay", "run Post JSONL through the full pipeline in event time")
     replay.add_argument("posts", type=Path)
@@ -117,6 +121,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in outbox_cli.COMMANDS:
         return outbox_cli.run(args)
     if args.command == "run":
+        if args.role != "all" or _has_stream(config):
+            from monitor.cluster.node import serve as serve_role
+
+            return asyncio.run(serve_role(config, args.role))
         from monitor.app import serve
 
         return asyncio.run(serve(config))
@@ -135,3 +143,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "notify-test":
         return asyncio.run(commands.notify_test(config, args.channel))
     raise AssertionError(args.command)
+
+
+def _has_stream(config: Path) -> bool:
+    """Whether ``config`` sets cluster.nats_url (role all then runs the partitioned
+    node; without it, the single daemon of monitor.app)."""
+    from monitor.config.loader import load_config
+
+    cluster = load_config(config).cluster
+    return cluster is not None and bool(cluster.nats_url)

@@ -242,6 +242,12 @@ class Engine:
                 self._rewind()
                 raise
 
+    def reload(self) -> None:
+        """Forget what is in memory and start again from the store (a standby that
+        became active: the store moved on while it waited); ``recover`` next."""
+        self._rewind()
+        self.context.outbound.bind(self.store)
+
     def _rewind(self) -> None:
         """The store rolled a batch back: forget what the detectors saw of it.
 
@@ -268,11 +274,13 @@ class Engine:
         return self.process_batch([post])[0]
 
     def process_batch(self, posts: Sequence[Post],
-                      enrichments: Sequence[Enrichment] | None = None) -> list[Outcome]:
+                      enrichments: Sequence[Enrichment] | None = None,
+                      commit_with: Callable[[], None] | None = None) -> list[Outcome]:
         """Run posts through the pipeline; all of them are stored, or none.
 
         ``enrichments`` (one per post) come from a worker process ahead of the engine;
-        without them the posts are enriched here.
+        without them the posts are enriched here. ``commit_with`` writes something more
+        in the same transaction (a cluster worker: the stream position processed).
         """
         self._recover_if_needed()
         outcomes: list[Outcome] = []
@@ -284,6 +292,8 @@ class Engine:
                     outcome = self._outcome(post, e, new)
                     outcomes.append(outcome)
                     alerts.extend(outcome.alerts)
+                if commit_with is not None:
+                    commit_with()
         except BaseException:
             self._rewind()  # whatever failed, the detectors must not keep what rolled back
             raise

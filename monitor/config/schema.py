@@ -245,6 +245,36 @@ class SentimentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Several processes on one PostgreSQL store (``storage.backend: postgres``);
+    docs/scaling.md. Without ``nats_url``: high availability, one active daemon (the
+    holder of the ``active`` lease) and standbys that take over within ``lease_ttl``.
+    With it: roles (``run --role ingest|worker|notify|all``) and the stream of posts
+    partitioned by brand into ``partitions``."""
+
+    #: this process's name in leases and logs (default: the host name)
+    node: str | None = field(default=None, metadata={"public": True})
+    #: a lease not renewed for this long is free (a killed holder is replaced then)
+    lease_ttl: timedelta = timedelta(seconds=5)
+    #: an outbox item a drainer claimed and did not finish is free again after this
+    claim_ttl: timedelta = timedelta(seconds=30)
+    nats_url: str | None = field(default=None, metadata={"public": True})
+    #: a NATS credentials file (user JWT and seed), as ${ENV_VAR}
+    nats_credentials: str | None = field(default=None, metadata={"secret": True})
+    stream: str = field(default="posts", metadata={"public": True})
+    partitions: int = field(default=16, metadata={"min": 1, "max": 4096})
+    #: how long the stream keeps posts (replay after a long outage of every worker)
+    stream_max_age: timedelta = timedelta(days=7)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.lease_ttl < timedelta(seconds=1):
+            return [("lease_ttl", "must be at least 1s")]
+        if not self.stream.isidentifier():
+            return [("stream", "must be a plain name (letters, digits, _)")]
+        return []
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     brands: tuple[BrandConfig, ...]
     sources: tuple[SourceConfig, ...] = ()
@@ -267,6 +297,8 @@ class Config:
     #: worker processes that enrich posts (brands, sentiment, intent) ahead of the
     #: engine; -1: one when the machine has two or more cores, 0: in the daemon itself
     enrich_workers: int = field(default=-1, metadata={"min": -1, "max": 8})
+    #: several processes on PostgreSQL (None: one process, the default)
+    cluster: ClusterConfig | None = None
 
     def brand(self, name: str) -> BrandConfig | None:
         return next((b for b in self.brands if b.name == name), None)

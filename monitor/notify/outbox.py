@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 SCAN_LIMIT = 1000            # pending items looked at per pass (oldest first)
 POLL = timedelta(seconds=5)  # re-check interval when the next due time is unknown
 MAX_WAIT = 60.0              # longest sleep (seconds) between passes, a safety net
+SHARED_POLL = 1.0            # ... when other processes write the store (claims)
 
 
 class Outcome(enum.Enum):
@@ -66,8 +67,12 @@ class OutboxWorker:
     def __init__(self, store: OutboxStore, notifiers: Mapping[str, Notifier],
                  channels: Mapping[str, ChannelConfig], clock: Clock, metrics: Metrics,
                  rng: random.Random | None = None, *, send_timeout: float = 60.0,
-                 on_dead: Callable[[OutboxItem, str], None] | None = None) -> None:
+                 on_dead: Callable[[OutboxItem, str], None] | None = None,
+                 claim: tuple[str, timedelta] | None = None) -> None:
         self.store = store
+        #: (owner, how long) when other processes drain the same store: each item is
+        #: claimed before it is sent (see monitor.store.sql_outbox)
+        self.claim = claim
         self.on_dead = on_dead  # (item, masked error) of a dead item no fallback carries
         self.notifiers = notifiers
         self.channels = channels
@@ -116,7 +121,7 @@ class OutboxWorker:
             if self.store.channel_blocked_until(channel, now) is not None:
                 self._hold(channel, now)
                 return sent, tried
-            items = self.store.due_for_channel(channel, now, limit=1)
+            items = self._next(channel, now)
             if not items:
                 return sent, tried
             outcome = await self.deliver(items[0])
@@ -126,6 +131,12 @@ class OutboxWorker:
             elif outcome is Outcome.RETRY:
                 self._hold(channel, now)
                 return sent, tried
+
+    def _next(self, channel: str, now: datetime) -> list[OutboxItem]:
+        if self.claim is None:
+            return self.store.due_for_channel(channel, now, limit=1)
+        owner, hold = self.claim
+        return self.store.claim_for_channel(channel, now, owner, now + hold, limit=1)
 
     def _hold(self, channel: str, now: datetime) -> None:
         """The channel waits for a retry: its due items held back start their retry
@@ -221,7 +232,8 @@ class OutboxWorker:
                                                        name=f"outbox:{channel}")
                             lanes[channel] = (task, event)
                     self._update_gauge()
-                    timeout = MAX_WAIT
+                    # other processes add alerts to a shared store without waking us
+                    timeout = MAX_WAIT if self.claim is None else SHARED_POLL
                 except Exception:
                     log.exception("outbox: cannot read the store; trying again in %ss",
                                   int(POLL.total_seconds()))

@@ -59,6 +59,8 @@ class Lifecycle:
         self.store = store
         self.channels = {c.name: c for c in channels}
         self.silences = Silences(store)
+        #: escalate only these brands' episodes (a cluster worker's partition); None: all
+        self.brands: frozenset[str] | None = None
 
     # -- episodes -------------------------------------------------------------
     def episode(self, dedup_key: str) -> Episode | None:
@@ -165,6 +167,8 @@ class Lifecycle:
             state = self.store.alert_state(episode.dedup_key)
             original = self.store.get_alert(episode.alert_id)
             if state is None or state[0] != "firing" or original is None:
+                continue
+            if self.brands is not None and original.brand not in self.brands:
                 continue
             if self.silenced(original, now):
                 continue

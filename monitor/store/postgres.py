@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,13 +145,6 @@ class PostgresStore(SqlStore, SqlAlerts, SqlOutbox, SqlReads):
 
     def _scope_params(self) -> list[Any]:
         return [] if self.part is None else [self.part]
-
-    def add_post(self, post: Any, brand: str | None, compound: float, label: str,
-                 received_at: datetime | None = None) -> bool:
-        if self.part is None:
-            return super().add_post(post, brand, compound, label, received_at)
-        return self.add_posts([(post, brand, compound, label)],
-                              received_at or post.created_at)[0]
 
     def last_seq(self) -> int:
         if self.part is not None:

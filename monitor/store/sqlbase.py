@@ -175,9 +175,9 @@ class SqlStore(SqlCore):
         """Store a post; False when its key was seen before (a duplicate).
         ``received_at``: the engine's time now (default: the post's own time)."""
         created = post.created_at.timestamp()
-        return self._run(self._INSERT_POST, _post_params(
+        return self._run(self._INSERT_POST, (*self._scope_params(), *_post_params(
             post, brand, compound, label,
-            created if received_at is None else received_at.timestamp())) == 1
+            created if received_at is None else received_at.timestamp()))) == 1
 
     def add_posts(self, rows: Sequence[PostRow],
                   received_at: datetime | Sequence[datetime]) -> list[bool]:
@@ -193,13 +193,14 @@ class SqlStore(SqlCore):
         else:
             times = [t.timestamp() for t in received_at]
         params = []
+        scope = self._scope_params()  # a partition's store: the partition first
         for (post, brand, compound, label), key, received in zip(rows, keys, times,
                                                                   strict=True):
             new = key not in stored and key not in seen
             fresh.append(new)
             if new:
                 seen.add(key)
-                params.append(_post_params(post, brand, compound, label, received))
+                params.append((*scope, *_post_params(post, brand, compound, label, received)))
         if params:
             self._executemany(self._INSERT_POST, params)
         return fresh
