@@ -358,8 +358,13 @@ class Engine:
         self._count("posts", post.source, post.kind)
         if post.kind == "mention" and self._in_time(post.created_at, self.clock.now()):
             # what the live stream is saying (the outbound screen's trending context)
-            self.context.outbound.trending.observe(post, e.compound if e.brands else None,
-                                                   e.brands)
+            trending = self.context.outbound.trending
+            compound = e.compound if e.brands else None
+            if e.trend is None:
+                trending.observe(post, compound, e.brands)
+            else:
+                trending.observe_keys(post.created_at.timestamp(), e.trend, compound,
+                                      e.brands)
         if not e.brands:
             self._count("unmatched", post.source)
             return Outcome(True)

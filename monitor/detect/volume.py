@@ -74,8 +74,6 @@ class VolumeSpikeDetector(Detector):
         self.buckets = OpenBuckets(self.params.bucket, self.params.lateness,
                                    fill_gap=self.params.max_gap)
         self.alerting = False
-        # the count the open bucket needs before the model can fire (see count_to_fire)
-        self._need: tuple[Bucket | None, float] = (None, 0.0)
         self.silent = 0.0  # log10 probability of the current run of empty buckets
         self.recent = RecentTexts()
         self._dirty = False
@@ -88,7 +86,6 @@ class VolumeSpikeDetector(Detector):
         return signals
 
     def _close(self, bucket: Bucket) -> list[Signal]:
-        self._need = (None, 0.0)  # the model learns: what a bucket needs may change
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=1.0)
         if verdict.warm and self.ctx is not None and self.ctx.expect is not None:
             self.ctx.expect(self.brand.name, bucket.start, round(verdict.expected, 2))
@@ -133,17 +130,14 @@ class VolumeSpikeDetector(Detector):
         if (self.alerting or bucket.count < self.params.min_count
                 or len(bucket.authors) < self.params.min_authors):
             return signals  # cheap floors first: the model is only asked when it matters
-        idle = not self.model.active
-        if idle and bucket is self._need[0] and bucket.count < self._need[1]:
-            return signals  # below the count this bucket needs to fire: nothing to ask
+        if not self.model.active and not self.model.could_fire(
+                bucket.start, bucket.count, fraction=fraction):
+            return signals  # the cheap bound says it cannot fire: no tail to compute
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=fraction)
         if verdict.active:
             self.alerting = True
             self._dirty = True
             signals.append(self._firing(item, verdict, bucket))
-        elif idle:
-            self._need = (bucket, self.model.count_to_fire(bucket.start, fraction,
-                                                           bucket.count + 1))
         return signals
 
     def _numbers(self, verdict: Verdict, bucket: Bucket) -> dict[str, Any]:
