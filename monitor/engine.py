@@ -35,7 +35,7 @@ from monitor import plugins
 from monitor.aggregates import AggregateBuffer
 from monitor.clock import Clock, ManualClock
 from monitor.config.schema import BrandConfig, Config, Rule, RuleSet
-from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
+from monitor.detect.base import Detector, DetectorContext, EnrichedPost, build_detector
 from monitor.detect.outbound.runtime import OutboundRuntime
 from monitor.enrich.enricher import Enricher, Enrichment, build_analyzer
 from monitor.enrich.sentiment import SentimentAnalyzer
@@ -140,8 +140,7 @@ class Engine:
     def _new_detector(self, rule: Rule, brand: BrandConfig, *, load: bool) -> Detector:
         """A detector for ``rule`` and ``brand``, warm from its stored state when that
         loads (see also :meth:`_discard_poisoned`)."""
-        make = DETECTORS.get(rule.signal)
-        detector = make(rule, brand, self.context)
+        detector = build_detector(rule, brand, self.context)
         state = self.store.load_detector_state(rule.name, brand.name) if load else None
         if state is None:
             return detector
@@ -150,7 +149,7 @@ class Engine:
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("rule %s/%s: stored detector state unusable (%s); starting cold",
                         rule.name, brand.name, exc)
-            return make(rule, brand, self.context)
+            return build_detector(rule, brand, self.context)
         return detector
 
     def _discard_poisoned(self) -> None:
@@ -168,8 +167,7 @@ class Engine:
                        f"discarded and the detector starts cold")
             log.error("%s", problem)
             self.problems.append(problem)
-            fresh = DETECTORS.get(detector.rule.signal)(detector.rule, detector.brand,
-                                                        self.context)
+            fresh = build_detector(detector.rule, detector.brand, self.context)
             self.detectors[key] = fresh
             self._index_detectors()
 

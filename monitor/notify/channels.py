@@ -28,7 +28,7 @@ import apprise
 from monitor.config.schema import ChannelConfig
 from monitor.errors import DeliveryError
 from monitor.model import Alert
-from monitor.notify.templates import render
+from monitor.notify.templates import Template, default_for, load_template, render_with
 from monitor.notify.webhook import WEBHOOK_SCHEMES, WebhookNotifier, is_webhook_url
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ JSONL_SCHEME = "jsonl://"
 # apprise's notify type drives colours/icons on chat services
 _NOTIFY_TYPES = {"info": apprise.NotifyType.INFO, "warning": apprise.NotifyType.WARNING,
                  "critical": apprise.NotifyType.FAILURE}
+_FORMATS = {"text": apprise.NotifyFormat.TEXT, "html": apprise.NotifyFormat.HTML,
+            "markdown": apprise.NotifyFormat.MARKDOWN}
 
 
 class Notifier(Protocol):
@@ -51,15 +53,16 @@ class Notifier(Protocol):
 
 
 class ConsoleNotifier:
-    """``console://``: one readable block on standard output."""
+    """``console://``: one readable block on standard output (the ``text`` template)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, template: Template | None = None) -> None:
         self.name = name
+        self.template = template or default_for("console")
 
     async def send(self, alert: Alert) -> None:
-        title, body = render(alert)
-        rule = "=" * min(max(len(title), 20), 80)
-        block = f"{rule}\n{title}\n{rule}\n{body}\n\n"
+        rendered = render_with(alert, self.template)
+        rule = "=" * min(max(len(rendered.title), 20), 80)
+        block = f"{rule}\n{rendered.title}\n{rule}\n{rendered.body}\n\n"
         try:
             sys.stdout.write(block)
             sys.stdout.flush()
@@ -134,9 +137,10 @@ class AppriseNotifier:
     the channel and the URL scheme only, since URLs usually carry secrets.
     """
 
-    def __init__(self, name: str, url: str) -> None:
+    def __init__(self, name: str, url: str, template: Template | None = None) -> None:
         self.name = name
         self.scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        self.template = template or default_for(self.scheme)
         if not _URL_SHAPE.match(url):
             raise DeliveryError(
                 f"channel {name!r}: not a notification URL: expected scheme://... with no "
@@ -171,15 +175,15 @@ class AppriseNotifier:
         return self._apprise
 
     async def send(self, alert: Alert) -> None:
-        title, body = render(alert)
+        rendered = render_with(alert, self.template)
         notify_type = (apprise.NotifyType.SUCCESS if alert.state == "resolved"
                        else _NOTIFY_TYPES.get(alert.severity, apprise.NotifyType.INFO))
         if self._pagerduty is not None:
             self._pagerduty.prepare(alert)
         try:
             result: Any = await self._apprise.async_notify(
-                title=title, body=body, notify_type=notify_type,
-                body_format=apprise.NotifyFormat.TEXT)
+                title=rendered.title, body=rendered.body, notify_type=notify_type,
+                body_format=_FORMATS[rendered.format])
         except Exception as exc:
             raise DeliveryError(
                 f"channel {self.name!r}: apprise raised {type(exc).__name__}: {exc}",
@@ -292,16 +296,31 @@ def _failure_detail(result: Any) -> str:
     return " ".join(last.split())[:300]
 
 
+def channel_template(channel: ChannelConfig, base_dir: Path) -> Template | None:
+    """The template a channel's ``template:`` option names (None: the default for its
+    URL scheme); ValueError naming the problem (``jsonl://`` writes JSON: no template)."""
+    if channel.template is None:
+        return None
+    if channel.url.strip().lower().startswith(JSONL_SCHEME):
+        raise ValueError("a jsonl:// channel writes each alert's JSON: it takes no template")
+    return load_template(channel.template, base_dir)
+
+
 def build_notifier(channel: ChannelConfig, base_dir: Path) -> Notifier:
     """The notifier for one configured channel (DeliveryError(retryable=False) if invalid)."""
     url = channel.url.strip()
+    try:
+        template = channel_template(channel, base_dir)
+    except ValueError as exc:
+        raise DeliveryError(f"channel {channel.name!r}: template: {exc}",
+                            retryable=False) from None
     if url.lower().startswith(CONSOLE_SCHEME):
-        return ConsoleNotifier(channel.name)
+        return ConsoleNotifier(channel.name, template)
     if url.lower().startswith(JSONL_SCHEME):
         return JsonlNotifier.from_url(channel.name, url, base_dir)
     if is_webhook_url(url):  # webhook:// and webhooks://, see monitor.notify.webhook
-        return WebhookNotifier.from_url(channel.name, url)
-    return AppriseNotifier(channel.name, url)
+        return WebhookNotifier.from_url(channel.name, url, template=template)
+    return AppriseNotifier(channel.name, url, template)
 
 
 def build_notifiers(channels: Iterable[ChannelConfig], base_dir: Path) -> dict[str, Notifier]:
@@ -310,4 +329,4 @@ def build_notifiers(channels: Iterable[ChannelConfig], base_dir: Path) -> dict[s
 
 
 __all__ = ["AppriseNotifier", "ConsoleNotifier", "JsonlNotifier", "Notifier", "WebhookNotifier",
-           "build_notifier", "build_notifiers"]
+           "build_notifier", "build_notifiers", "channel_template"]

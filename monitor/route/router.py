@@ -7,7 +7,10 @@ the condition is firing and when people were last told:
   has passed since the last notification (a reminder);
 - firing again within ``cooldown`` of the last notification: recorded, not
   notified (``firing_quiet``), so a flapping signal does not page twice;
-- resolved after a notified firing: an "all clear" if the rule asks for it.
+- resolved after a notified firing: an "all clear" if the rule asks for it;
+- an update of a firing episode (``signal.update`` > 0: a digest that grew) is
+  notified as ``Updated: ...`` unless a silence matches it (an acknowledgement does
+  not hold updates back: they carry new information, and digests send them sparingly).
 
 Acknowledgements, silences, escalation, grouping and quiet hours live in
 :mod:`monitor.route.lifecycle`: an acknowledged or silenced key gets no
@@ -38,6 +41,8 @@ _NEVER = datetime.fromtimestamp(0, UTC)
 
 def alert_id(signal: Signal, reminder: int = 0) -> str:
     raw = f"{signal.dedup_key}|{signal.state}|{signal.at.isoformat()}|{reminder}"
+    if signal.update:
+        raw += f"|update{signal.update}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -76,7 +81,12 @@ class Router:
                     self.store.set_alert_state(key, SILENCED, last or _NEVER, "")
                 return self._suppress(rule.name, "silenced")
         if signal.state == "firing":
-            if state == FIRING:
+            if state == FIRING and signal.update:
+                known_alert = self.store.get_alert(known[2]) if known else None
+                if known_alert and self.lifecycle.silenced(known_alert, now):
+                    return self._suppress(rule.name, "silenced")
+                title_prefix = "Updated: "
+            elif state == FIRING:
                 if not rule.repeat_interval or last is None or now - last < rule.repeat_interval:
                     return self._suppress(rule.name, "duplicate")
                 if self.lifecycle.acked(key):
