@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import json
 import os
 import re
@@ -147,15 +146,17 @@ def run_demo(folder: Path, seconds: float, extra_args: list[str]) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
-    db = sqlite3.connect(folder / "state" / "brand-monitor.db")
+    path = folder / "state" / "demo" / "brand-monitor.db"  # the demo's own state
+    if not path.exists():
+        path = folder / "state" / "brand-monitor.db"  # before issue 15
+    db = sqlite3.connect(path)
     counts: Counter[tuple[str, str]] = Counter()
     for rule, state, channels in db.execute("SELECT rule, state, channels FROM alerts"):
         counts[(rule, state if json.loads(channels) else "silent")] += 1
     db.close()
     lines = stdout.read_text(encoding="utf-8", errors="replace").splitlines()
     log_lines = stderr.read_text(encoding="utf-8", errors="replace").splitlines()
-    blocks = sum(1 for a, b in itertools.pairwise(lines)
-                 if a.startswith("=====") and b and not b.startswith("====="))
+    blocks = sum(1 for line in lines if line.startswith("=====")) // 2  # a rule above and below
     _summary(f"demo ({seconds:.0f}s)", counts,
              f"; console: {blocks} block(s), {len(lines)} stdout line(s), "
              f"{len(log_lines)} log line(s)")

@@ -67,6 +67,9 @@ class CheckpointPolicy:
 class Outcome:
     accepted: bool
     alerts: tuple[Alert, ...] = ()
+    #: why the detectors could not place a stored post in time: "late" (before a
+    #: detector's open window), "too_old" (before the raw-post retention), "future"
+    unplaced: str | None = None
 
 
 class Engine:
@@ -102,6 +105,7 @@ class Engine:
         self._checkpoint_at = time.monotonic()
         self._last_event_tick: datetime | None = None
         self._children: dict[tuple[str, ...], Any] = {}
+        self._unplaced: str | None = None  # of the post _detect just handled
         #: problems found with stored state (the daemon sends them to the admins)
         self.problems: list[str] = []
         self._build_detectors(rules, {})
@@ -349,7 +353,9 @@ class Engine:
         if not e.brands:
             self._count("unmatched", post.source)
             return Outcome(True)
-        return Outcome(True, tuple(self._detect(post, e)))
+        self._unplaced = None
+        alerts = tuple(self._detect(post, e))
+        return Outcome(True, alerts, self._unplaced)
 
     def _count(self, metric: str, *labels: str) -> None:
         """Increment a labelled counter of ``self.metrics`` (children cached: a
@@ -370,9 +376,11 @@ class Engine:
         at = post.created_at
         if at > clock_now + self.max_future:
             self.metrics.rejected_time.labels(post.source, "future").inc()
+            self._unplaced = "future"
             return []  # a hostile or broken timestamp must not move any detector's clock
         if at < clock_now - self.retention:
             self.metrics.rejected_time.labels(post.source, "ancient").inc()
+            self._unplaced = "too_old"
             return []
         now = max(clock_now, at)
         signals: list[Signal] = []
@@ -386,6 +394,7 @@ class Engine:
                 late = late or detector.late > before
             if late:
                 self.metrics.late.labels(brand).inc()
+                self._unplaced = "late"
         return self._route(signals, now)
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
@@ -467,4 +476,9 @@ def _seen_at(stored: StoredPost) -> datetime:
 
 
 def state_path(config: Config) -> Path:
-    return Path(config.state_dir) / config.storage.path
+    """The state database. A configuration with the demo source keeps its state in
+    ``<state_dir>/demo/``: the demo's simulated clock never touches a real state."""
+    folder = Path(config.state_dir)
+    if any(s.type == "demo" and s.enabled for s in config.sources):
+        folder = folder / "demo"
+    return folder / config.storage.path

@@ -322,7 +322,7 @@ def test_render_explains_a_spike() -> None:
     assert title == "FIRING [CRITICAL] Acme: A mention spike: 340 mentions from 212 authors"
     lines = body.splitlines()
     assert lines[0] == "A mention spike: 340 mentions from 212 authors"  # headline first
-    assert lines[2:6] == ["Why: most common words and hashtags",
+    assert lines[2:6] == ["Why: most common words and hashtags:",
                           "  1. \u201crefund\u201d in 88 posts",
                           "  2. \u201coutage\u201d in 61 posts", "  3. \u201c#acmefail\u201d"]
     assert lines[6:9] == ["The post:", '  - @bigvoice (120,000 followers): "Acme lost my bags"',
@@ -344,7 +344,7 @@ def test_render_outbound_post_reasons_and_states() -> None:
     })
     title, body = render(alert)
     assert title.startswith("FIRING [CRITICAL] Acme: A mention spike")
-    assert ("Why: why it was flagged\n  1. link to a domain not on the allow-list: bad.example"
+    assert ("Why it was flagged:\n  1. link to a domain not on the allow-list: bad.example"
             "\n  2. promo code") in body
     assert 'The post:\n  - @acme: "Use code FREE at http://bad.example"\n' \
         "    https://social.example/p/9" in body

@@ -71,7 +71,7 @@ def test_every_template_keeps_the_reading_order(spike: Alert) -> None:
         assert positions == sorted(positions), name
     console = render_with(spike, TEMPLATES.get("console"))
     assert console.title.startswith("FIRING [WARNING] Mentions of Acme are")
-    assert console.body.startswith("Why: words and hashtags far more common than usual")
+    assert console.body.startswith("Why: words and hashtags far more common than usual:")
 
 
 async def test_console_block_is_one_block(spike: Alert, capsys: pytest.CaptureFixture[str]
@@ -223,5 +223,5 @@ def test_digest_and_influencer_and_silence_headlines(tmp_path: Path) -> None:
     assert by_rule["vip"].headline == "@star, with 20,000 followers, posted negatively " \
         "about Acme"
     body = render_with(by_rule["churn"], TEMPLATES.get("text")).body
-    assert body.splitlines()[2] == "Why: what they said"
+    assert body.splitlines()[2] == "What they said:"
     assert "Top posts by reach:" in body

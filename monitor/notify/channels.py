@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 CONSOLE_SCHEME = "console://"
 TAIL_BYTES = 256 * 1024  # how far back a jsonl channel looks for an already written alert
 JSONL_SCHEME = "jsonl://"
+TITLE_CONSOLE = 400  # the console shows the whole headline
 
 # apprise's notify type drives colours/icons on chat services
 _NOTIFY_TYPES = {"info": apprise.NotifyType.INFO, "warning": apprise.NotifyType.WARNING,
@@ -60,7 +61,7 @@ class ConsoleNotifier:
         self.template = template or default_for("console")
 
     async def send(self, alert: Alert) -> None:
-        rendered = render_with(alert, self.template)
+        rendered = render_with(alert, self.template, title_max=TITLE_CONSOLE)
         rule = "=" * min(max(len(rendered.title), 20), 80)
         block = f"{rule}\n{rendered.title}\n{rule}\n{rendered.body}\n\n"
         try:

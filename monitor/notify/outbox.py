@@ -184,8 +184,8 @@ class OutboxWorker:
             self.store.mark_sent(item.id, self.clock.now())
             self._held.pop(channel, None)
             self.metrics.deliveries.labels(channel, Outcome.SENT.value).inc()
-            log.info("delivered alert %s to %s (attempt %d)", alert.id, channel,
-                     item.attempts + 1)
+            log.debug("delivered alert %s to %s (attempt %d)", alert.id, channel,
+                      item.attempts + 1)
             return Outcome.SENT
         error = mask(error)
         policy = self.policy(channel)

@@ -202,6 +202,8 @@ def _statistic(d: Mapping[str, Any]) -> str:
         parts.append(f"threshold {_num(threshold)}")
     if _is_num(d.get("score")):
         parts.append(f"score {_num(d.get('score'))}")
+    if _is_num(d.get("posts")) and not _is_num(observed):
+        parts.append(f"{_num(d.get('posts'))} posts")
     if _is_num(d.get("distinct_authors")):
         parts.append(f"{_num(d.get('distinct_authors'))} distinct authors")
     return "; ".join(p for p in parts if p)

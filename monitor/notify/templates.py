@@ -81,7 +81,7 @@ def console_body(m: Message) -> str:
 def _text_sections(m: Message) -> list[str]:
     lines: list[str] = []
     if m.why:
-        lines.append(f"Why: {m.why_title.lower() if m.why_title else 'why'}")
+        lines.append(f"{_why_heading(m)}:")
         lines += [f"  {i}. {w}" for i, w in enumerate(m.why, 1)]
     if m.posts:
         lines.append(f"{m.posts_title}:")
@@ -118,7 +118,7 @@ def markdown_body(m: Message) -> str:
     """CommonMark (apprise turns it into each chat's own markup, e.g. Slack mrkdwn)."""
     lines = [f"**{_md(m.headline)}**", f"_{_md(m.meta)}_", ""]
     if m.why:
-        lines.append(f"**{_md(m.why_title or 'Why')}**")
+        lines.append(f"**{_md(_why_heading(m))}**")
         lines += [f"- {_md(w)}" for w in m.why]
         lines.append("")
     if m.posts:
@@ -144,7 +144,7 @@ def html_body(m: Message) -> str:
     e = html.escape
     out = [f"<h2>{e(m.headline)}</h2>", f"<p style=\"color:#555\">{e(m.meta)}</p>"]
     if m.why:
-        out.append(f"<h3>{e(m.why_title or 'Why')}</h3><ol>")
+        out.append(f"<h3>{e(_why_heading(m))}</h3><ol>")
         out += [f"<li>{e(w)}</li>" for w in m.why]
         out.append("</ol>")
     if m.posts:
@@ -235,12 +235,13 @@ class Rendered:
     format: str = "text"
 
 
-def render_with(alert: Alert, template: Template) -> Rendered:
-    """``alert`` through ``template``; a minimal text message if anything fails."""
+def render_with(alert: Alert, template: Template, title_max: int = TITLE_MAX) -> Rendered:
+    """``alert`` through ``template``; a minimal text message if anything fails. The
+    title is clipped to ``title_max`` (SMS and pager screens; the console shows it all)."""
     try:
         message = present(alert)
         body = template.render(message)
-        return Rendered(clip(message.title, TITLE_MAX), clip(body, BODY_MAX), template.format)
+        return Rendered(clip(message.title, title_max), clip(body, BODY_MAX), template.format)
     except Exception:
         log.exception("could not render alert %s; sending a minimal notification",
                       _safe(lambda: alert.id))
@@ -257,6 +258,15 @@ def render(alert: Alert) -> tuple[str, str]:
 def state_label(alert: Alert) -> str:
     """FIRING, UPDATED, STILL FIRING, ESCALATED or RESOLVED."""
     return status_of(alert)
+
+
+def _why_heading(m: Message) -> str:
+    """``Why: words and hashtags far more common than usual``; a title that says why
+    by itself (``Why it was flagged``, ``What they said``) stays as it is."""
+    title = m.why_title or "Why"
+    if title.lower().startswith(("why", "what")):
+        return title
+    return f"Why: {title[:1].lower()}{title[1:]}"
 
 
 def _footer(m: Message) -> str:

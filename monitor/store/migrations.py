@@ -102,7 +102,29 @@ def _v3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN first_failed_at REAL")
 
 
-STEPS: tuple[Step, ...] = (_v1, _v2, _v3)
+# v4: the acknowledgement history (monitor.route.acks): every ack and un-ack of an alert
+# episode is appended, never overwritten. The acknowledgements stored before (one per
+# open episode, in alert_episodes, a table the lifecycle creates) become its first entries.
+_V4_ACKS = """
+CREATE TABLE alert_acks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, dedup_key TEXT NOT NULL,
+    episode_started REAL NOT NULL, alert_id TEXT NOT NULL, action TEXT NOT NULL,
+    by TEXT NOT NULL, at REAL NOT NULL, comment TEXT NOT NULL DEFAULT '');
+CREATE INDEX alert_acks_key ON alert_acks (dedup_key, episode_started);
+"""
+
+
+def _v4(db: sqlite3.Connection) -> None:
+    _script(db, _V4_ACKS)
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alert_episodes'"
+                  ).fetchone():
+        db.execute("INSERT INTO alert_acks (dedup_key, episode_started, alert_id, action, by, "
+                   "at, comment) SELECT dedup_key, started_at, alert_id, 'ack', "
+                   "coalesce(acked_by, ''), acked_at, coalesce(ack_comment, '') FROM "
+                   "alert_episodes WHERE acked_at IS NOT NULL ORDER BY acked_at")
+
+
+STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4)
 LATEST = len(STEPS)
 
 
