@@ -56,3 +56,11 @@ def detector_mode(name: str) -> Any:
     from monitor.detect.base import MODES
 
     return MODES.get(name)
+
+
+def signals_with_modes() -> list[str]:
+    """The signals whose rules may choose a mode (per_post, digest)."""
+    load()
+    from monitor.detect.base import DETECTORS
+
+    return [name for name in DETECTORS if DETECTORS.get(name).modes]

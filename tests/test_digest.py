@@ -221,8 +221,10 @@ def test_crash_between_checkpoints_replays_digests_to_the_same_alerts(project: P
 
 @pytest.mark.parametrize(("rules", "expected"), [
     ("  - {name: s, signal: volume_spike, channels: [file], mode: digest}\n",
-     "base.yaml:2: rules[0].mode: signal 'volume_spike' takes no mode 'digest' (mode must "
-     "be not set: its alerts are one episode per brand already)"),
+     "base.yaml:2: rules[0].mode: signal 'volume_spike' takes no mode 'digest' (remove mode: "
+     "modes are for signals about single posts: influencer, intent)"),
+    ("  - {name: s, signal: influencer, channels: [file], mode: digests}\n",
+     "base.yaml:2: rules[0].mode: unknown mode 'digests' (known: digest, per_post)"),
     ("  - {name: s, signal: intent, channels: [file], mode: batch}\n",
      "base.yaml:2: rules[0].mode: unknown mode 'batch' (known: digest, per_post)"),
     ("  - name: s\n    signal: intent\n    channels: [file]\n    mode: per_post\n"

@@ -140,6 +140,10 @@ async def test_email_is_delivered_through_a_real_smtp_server(
     assert "refund" in text and "@bigvoice (120,000 followers)" in text
     assert text.index("340 mentions") < text.index("refund") < text.index("@bigvoice") \
         < text.index("observed 340")
+    # the plain-text part reads as a list, one line each, commands beside their label
+    text = text.replace("\r\n", "\n")
+    assert "\u201crefund\u201d in 88 posts\n- \u201coutage\u201d in 61 posts" in text
+    assert "Acknowledge: brand-monitor ack a1\n" in text
 
 
 async def test_email_to_a_closed_port_is_retryable_and_hides_the_password(

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from monitor.config.loader import load_config
 from monitor.config.schema import ChannelConfig
+from monitor.detect.explain import tokens
 from monitor.errors import ConfigError
 from monitor.model import Alert
 from monitor.notify.channels import AppriseNotifier, ConsoleNotifier, build_notifier
@@ -50,6 +51,8 @@ def test_a_spike_headline_reads_as_plain_words(spike: Alert) -> None:
     assert counts == sorted(counts, reverse=True)
     terms = {t for t, _ in d["top_terms"]}
     assert not terms & {"acme", "the", "and", "again", "hey", "ugh"}
+    # the top posts are the ones that show what the spike is about (its words)
+    assert all(terms & set(tokens(p["text"])) for p in d["top_posts"])
     assert d["why"][0].startswith("\u201c")
     assert "more often than usual" in d["why"][0] or "new (not in the" in d["why"][0]
 

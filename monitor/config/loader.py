@@ -13,7 +13,7 @@ from monitor.config.schema import Config, Rule, RuleSet
 from monitor.config.strict import Context, build, build_lenient
 from monitor.config.yamlload import LocDict, LocList, load_yaml
 from monitor.errors import ConfigError, DeliveryError, Problem
-from monitor.plugins import detector_class, detector_mode, source_options
+from monitor.plugins import detector_class, detector_mode, signals_with_modes, source_options
 
 log = logging.getLogger(__name__)
 BUILTIN_CHANNEL_SCHEMES = ("console://", "jsonl://")
@@ -297,10 +297,13 @@ def _with_mode(rule: Rule, modes: tuple[str, ...], item: LocDict, key: str,
             ctx.problem(item.line_of("mode"), f"{key}.mode", str(exc.args[0]))
             return rule
         if mode not in modes:
-            what = (f"one of {', '.join(modes)}" if modes else
-                    "not set: its alerts are one episode per brand already")
+            if modes:
+                why = f"mode must be one of {', '.join(modes)}"
+            else:
+                why = ("remove mode: modes are for signals about single posts: "
+                       f"{', '.join(signals_with_modes())}")
             ctx.problem(item.line_of("mode"), f"{key}.mode",
-                        f"signal {rule.signal!r} takes no mode {mode!r} (mode must be {what})")
+                        f"signal {rule.signal!r} takes no mode {mode!r} ({why})")
             return rule
     effective = mode or (modes[0] if modes else None)
     found = detector_mode(effective) if effective is not None else None

@@ -22,6 +22,7 @@ from monitor.detect.explain import (
     repeated_text,
     sentiment_mix,
     times,
+    tokens,
     top_by_reach,
 )
 from monitor.detect.windows import Bucket, OpenBuckets, RecentTexts
@@ -157,9 +158,13 @@ class VolumeSpikeDetector(Detector):
 
     def _firing(self, item: EnrichedPost, verdict: Verdict, bucket: Bucket) -> Signal:
         details = self._numbers(verdict, bucket)
+        own = brand_words(self.brand)
         details.update(explain_terms((p.post.text for p in bucket.posts), self.recent.texts(),
-                                     brand_words(self.brand)))
-        details["top_posts"] = top_by_reach(bucket.posts)
+                                     own))
+        # the posts that show what the spike is about: those with its words, by reach
+        why = {term for term, _ in details["top_terms"]}
+        telling = [p for p in bucket.posts if why.intersection(tokens(p.post.text, own))]
+        details["top_posts"] = top_by_reach(telling or bucket.posts)
         details["sentiment_mix"] = sentiment_mix(bucket.posts)
         copies = repeated_text(bucket.posts)
         if copies is not None:

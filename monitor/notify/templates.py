@@ -141,19 +141,20 @@ def markdown_body(m: Message) -> str:
 # -- html (e-mail) -------------------------------------------------------------------------
 @register("html", "html", ("mailto", "mailtos"))
 def html_body(m: Message) -> str:
+    """E-mail: apprise also derives the plain-text part from this HTML, so lists and
+    lines are written without whitespace between tags (it would become blank lines)."""
     e = html.escape
     out = [f"<h2>{e(m.headline)}</h2>", f"<p style=\"color:#555\">{e(m.meta)}</p>"]
     if m.why:
-        out.append(f"<h3>{e(_why_heading(m))}</h3><ol>")
-        out += [f"<li>{e(w)}</li>" for w in m.why]
-        out.append("</ol>")
+        out.append(f"<h3>{e(_why_heading(m))}</h3><ol>"
+                   + "".join(f"<li>{e(w)}</li>" for w in m.why) + "</ol>")
     if m.posts:
-        out.append(f"<h3>{e(m.posts_title)}</h3><ul>")
+        items = []
         for p in m.posts:
             link = f" <a href=\"{e(p.url)}\">{e(p.url)}</a>" if p.url else ""
-            out.append(f"<li><b>{e(_who(p.author, p.followers))}</b>: "
-                       f"&ldquo;{e(p.text)}&rdquo;{link}</li>")
-        out.append("</ul>")
+            items.append(f"<li><b>{e(_who(p.author, p.followers))}</b>: "
+                         f"&ldquo;{e(p.text)}&rdquo;{link}</li>")
+        out.append(f"<h3>{e(m.posts_title)}</h3><ul>" + "".join(items) + "</ul>")
     if m.sentiment_line:
         out.append(f"<p><b>Sentiment:</b> {e(m.sentiment_line)}</p>")
     out += [f"<p>{e(n)}</p>" for n in m.notes]
@@ -161,9 +162,9 @@ def html_body(m: Message) -> str:
         out.append(f"<p style=\"color:#555\"><i>For analysts:</i> {e(m.statistic)}</p>")
     out.append(f"<p style=\"color:#555\">{e(_footer(m))}</p>")
     if m.actions:
-        out.append("<p>" + "<br/>".join(f"{e(what)}: <code>{e(cmd)}</code>"
-                                        for what, cmd in m.actions) + "</p>")
-    return "\n".join(out)
+        out.append("<p>" + "<br/>".join(
+            f"{e(what)}: <tt>{e(cmd)}</tt>" for what, cmd in m.actions) + "</p>")
+    return "".join(out)
 
 
 # -- files --------------------------------------------------------------------------------
