@@ -141,8 +141,8 @@ def markdown_body(m: Message) -> str:
 # -- html (e-mail) -------------------------------------------------------------------------
 @register("html", "html", ("mailto", "mailtos"))
 def html_body(m: Message) -> str:
-    """E-mail: apprise also derives the plain-text part from this HTML, so lists and
-    lines are written without whitespace between tags (it would become blank lines)."""
+    """E-mail: apprise also derives the plain-text part from this HTML, so the items of
+    a list are written without whitespace between tags (it would become blank lines)."""
     e = html.escape
     out = [f"<h2>{e(m.headline)}</h2>", f"<p style=\"color:#555\">{e(m.meta)}</p>"]
     if m.why:
@@ -164,7 +164,7 @@ def html_body(m: Message) -> str:
     if m.actions:
         out.append("<p>" + "<br/>".join(
             f"{e(what)}: <tt>{e(cmd)}</tt>" for what, cmd in m.actions) + "</p>")
-    return "".join(out)
+    return "\n".join(out)  # between sections: a blank line in the text part
 
 
 # -- files --------------------------------------------------------------------------------
