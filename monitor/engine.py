@@ -37,7 +37,7 @@ from monitor import plugins
 from monitor.aggregates import AggregateBuffer
 from monitor.clock import Clock, ManualClock
 from monitor.config.schema import BrandConfig, Config, Rule, RuleSet
-from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
+from monitor.detect.base import Detector, DetectorContext, EnrichedPost, build_detector
 from monitor.detect.outbound.runtime import OutboundRuntime
 from monitor.enrich.enricher import Enricher, Enrichment, build_analyzer
 from monitor.enrich.sentiment import SentimentAnalyzer
@@ -69,6 +69,9 @@ class CheckpointPolicy:
 class Outcome:
     accepted: bool
     alerts: tuple[Alert, ...] = ()
+    #: why the detectors could not place a stored post in time: "late" (before a
+    #: detector's open window), "too_old" (before the raw-post retention), "future"
+    unplaced: str | None = None
 
 
 class Engine:
@@ -105,6 +108,7 @@ class Engine:
         self._last_event_tick: datetime | None = None
         self._children: dict[tuple[str, ...], Any] = {}
         self._order = itertools.count()
+        self._unplaced: str | None = None  # of the post _detect just handled
         #: problems found with stored state (the daemon sends them to the admins)
         self.problems: list[str] = []
         self._build_detectors(rules, {})
@@ -147,8 +151,7 @@ class Engine:
     def _new_detector(self, rule: Rule, brand: BrandConfig, *, load: bool) -> Detector:
         """A detector for ``rule`` and ``brand``, warm from its stored state when that
         loads (see also :meth:`_discard_poisoned`)."""
-        make = DETECTORS.get(rule.signal)
-        detector = make(rule, brand, self.context)
+        detector = build_detector(rule, brand, self.context)
         state = self.store.load_detector_state(rule.name, brand.name) if load else None
         if state is None:
             return detector
@@ -157,7 +160,7 @@ class Engine:
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("rule %s/%s: stored detector state unusable (%s); starting cold",
                         rule.name, brand.name, exc)
-            return make(rule, brand, self.context)
+            return build_detector(rule, brand, self.context)
         return detector
 
     def _discard_poisoned(self) -> None:
@@ -175,8 +178,7 @@ class Engine:
                        f"discarded and the detector starts cold")
             log.error("%s", problem)
             self.problems.append(problem)
-            fresh = DETECTORS.get(detector.rule.signal)(detector.rule, detector.brand,
-                                                        self.context)
+            fresh = build_detector(detector.rule, detector.brand, self.context)
             self.detectors[key] = fresh
             self._index_detectors()
 
@@ -368,7 +370,9 @@ class Engine:
         if not e.brands:
             self._count("unmatched", post.source)
             return Outcome(True)
-        return Outcome(True, tuple(self._detect(post, e)))
+        self._unplaced = None
+        alerts = tuple(self._detect(post, e))
+        return Outcome(True, alerts, self._unplaced)
 
     def _count(self, metric: str, *labels: str) -> None:
         """Increment a labelled counter of ``self.metrics`` (children cached: a
@@ -391,6 +395,7 @@ class Engine:
             # a hostile or broken timestamp must not move any detector's clock
             reason = "future" if at > clock_now else "ancient"
             self.metrics.rejected_time.labels(post.source, reason).inc()
+            self._unplaced = "future" if reason == "future" else "too_old"
             return []
         now = max(clock_now, at)
         signals: list[Signal] = []
@@ -405,6 +410,7 @@ class Engine:
                 self._reschedule[id(detector)] = detector
             if late:
                 self.metrics.late.labels(brand).inc()
+                self._unplaced = "late"
         return self._route(signals, now)
 
     def _in_time(self, at: datetime, now: datetime) -> bool:
@@ -520,4 +526,9 @@ def _seen_at(stored: StoredPost) -> datetime:
 
 
 def state_path(config: Config) -> Path:
-    return Path(config.state_dir) / config.storage.path
+    """The state database. A configuration with the demo source keeps its state in
+    ``<state_dir>/demo/``: the demo's simulated clock never touches a real state."""
+    folder = Path(config.state_dir)
+    if any(s.type == "demo" and s.enabled for s in config.sources):
+        folder = folder / "demo"
+    return folder / config.storage.path

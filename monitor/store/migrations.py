@@ -124,7 +124,29 @@ def _v5(db: sqlite3.Connection) -> None:
     _script(db, _V5_ACTIONS)
 
 
-STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5)
+# v6: the acknowledgement history (monitor.route.acks): every ack and un-ack of an alert
+# episode is appended, never overwritten. The acknowledgements stored before (one per
+# open episode, in alert_episodes, a table the lifecycle creates) become its first entries.
+_V6_ACKS = """
+CREATE TABLE alert_acks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, dedup_key TEXT NOT NULL,
+    episode_started REAL NOT NULL, alert_id TEXT NOT NULL, action TEXT NOT NULL,
+    by TEXT NOT NULL, at REAL NOT NULL, comment TEXT NOT NULL DEFAULT '');
+CREATE INDEX alert_acks_key ON alert_acks (dedup_key, episode_started);
+"""
+
+
+def _v6(db: sqlite3.Connection) -> None:
+    _script(db, _V6_ACKS)
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alert_episodes'"
+                  ).fetchone():
+        db.execute("INSERT INTO alert_acks (dedup_key, episode_started, alert_id, action, by, "
+                   "at, comment) SELECT dedup_key, started_at, alert_id, 'ack', "
+                   "coalesce(acked_by, ''), acked_at, coalesce(ack_comment, '') FROM "
+                   "alert_episodes WHERE acked_at IS NOT NULL ORDER BY acked_at")
+
+
+STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
 LATEST = len(STEPS)
 
 

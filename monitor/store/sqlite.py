@@ -347,15 +347,27 @@ class SqliteStore:
         return self._execute(sql, params)
 
     def alerts(self, *, since: datetime | None = None, brand: str | None = None,
-               limit: int = 100) -> list[Alert]:
+               limit: int = 100, rule: str | None = None) -> list[Alert]:
+        """Stored alerts, newest first; ``brand`` and ``rule`` match case-insensitively
+        (``rule`` may be a glob: ``churn*``)."""
         sql = "SELECT * FROM alerts WHERE created_at>=?"
         params: list[Any] = [_ts(since) if since else 0.0]
         if brand is not None:
-            sql += " AND brand=?"
+            sql += " AND brand=? COLLATE NOCASE"
             params.append(brand)
+        if rule is not None:
+            sql += " AND lower(rule) GLOB lower(?)"
+            params.append(rule)
         sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
         params.append(limit)
         return [_alert(row) for row in self._execute(sql, params).fetchall()]
+
+    def alert_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Ids of stored alerts that start with ``prefix`` (at most ``limit``)."""
+        rows = self._execute("SELECT id FROM alerts WHERE id GLOB ? ORDER BY id LIMIT ?",
+                             (prefix.replace("[", "[[]").replace("*", "[*]").replace(
+                                 "?", "[?]") + "*", limit)).fetchall()
+        return [str(r[0]) for r in rows]
 
     def get_alert(self, alert_id: str) -> Alert | None:
         row = self._execute("SELECT * FROM alerts WHERE id=?", (alert_id,)).fetchone()
