@@ -10,6 +10,7 @@ old ones). Under systemd it reports READY, STATUS and WATCHDOG.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import hashlib
@@ -46,8 +47,8 @@ from monitor.sdnotify import watchdog_loop
 from monitor.secrets import mask
 from monitor.source_watch import OutageWatch
 from monitor.sources.base import SOURCES, Source, SourceContext
-from monitor.sources.demo import demo_clock
-from monitor.store.factory import open_store
+from monitor.sources.demo import demo_clock, options_of, reset_state, run_id
+from monitor.store.factory import open_store, state_path
 from monitor.store.records import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,13 @@ LOOP_PROBE_SECONDS = 0.1
 PRUNE_SECONDS = 3600.0
 RULES_POLL_SECONDS = 2.0
 DEAD_LETTER_REPORT = timedelta(hours=1)  # at most one dead-letter admin alert per channel
+UNPLACED_KEEP = 10_000  # posts whose reason /ingest may still ask for
+UNPLACED = {
+    "late": "older than the detectors' open windows: stored and counted as late, but no "
+            "spike or digest can come from it",
+    "too_old": "older than the raw-post retention: stored, no detector saw it",
+    "future": "dated ahead of the daemon's clock: stored, no detector saw it",
+}
 
 
 class Daemon:
@@ -66,6 +74,12 @@ class Daemon:
         self.config: Config = load_config(self.config_path)
         self.rules = load_rules(Path(self.config.rules_dir), self.config)
         self.metrics = Metrics()
+        demo = next((s for s in self.config.sources if s.type == "demo" and s.enabled), None)
+        db = state_path(self.config)  # the demo's own folder when it runs
+        if demo is not None and self.config.storage.backend == "sqlite" \
+                and not options_of(demo).resume and reset_state(db):
+            log.info("demo: starting afresh (the last run's demo state in %s was removed; "
+                     "resume: true on the demo source keeps it)", db.parent)
         self.store = open_store(self.config)
         cluster = self.config.cluster
         #: this process in leases and outbox claims
@@ -77,13 +91,17 @@ class Daemon:
             self.ha = ActiveLease(self.store, self.owner, ttl)
         self.exit_code = 0
         self.clock: Clock = WallClock()
-        demo = next((s for s in self.config.sources if s.type == "demo" and s.enabled), None)
         if demo is not None:
             self.clock = demo_clock(demo, self.store)
         policy = CheckpointPolicy(every_posts=self.config.checkpoint_posts,
                                   every_seconds=self.config.checkpoint_every.total_seconds())
         self.engine = Engine(self.config, self.rules, self.store, self.clock, self.metrics,
                              checkpoints=policy)
+        if demo is not None:  # alerts say their time is simulated; a fresh run, new ids
+            self.engine.router.simulated = True
+            self.engine.router.id_salt = run_id(demo, self.store)
+        self._unplaced: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._unplaced_logged = 0.0
         # outbound screen: watchlist and approved-posts ledger (the engine's detector
         # context, bound to the store), also served by the HTTP API
         self.outbound: OutboundRuntime = self.engine.context.outbound
@@ -114,6 +132,31 @@ class Daemon:
         accepted = sum(results)
         return accepted, len(results) - accepted
 
+    def unplaced(self, posts: list[Post]) -> list[dict[str, Any]]:
+        """The posts of an /ingest batch that were stored but that the detectors could
+        not place in time (see monitor.engine.Outcome), each with the reason; logged."""
+        now = self.clock.now()
+        found = []
+        for index, post in enumerate(posts):
+            reason = self._unplaced.pop(post.key, None)
+            if reason is not None:
+                found.append({"index": index, "id": post.id, "reason": reason,
+                              "created_at": post.created_at.isoformat(),
+                              "error": UNPLACED[reason] + f" (the daemon's clock is at "
+                                                          f"{now.isoformat()})"})
+        if found:
+            first = found[0]
+            log.warning("POST /ingest: %d of %d post(s) stored but not placed by the detectors "
+                        "(first: %s dated %s: %s)", len(found), len(posts), first["id"],
+                        first["created_at"], first["error"])
+        return found
+
+    def labels(self) -> dict[str, list[str]]:
+        """Known rule, brand and kind names (silences are checked against them)."""
+        rules = self.engine.rules.rules
+        return {"rule": [r.name for r in rules], "brand": [b.name for b in self.config.brands],
+                "kind": sorted({r.signal for r in rules})}
+
     def health(self) -> dict[str, Any]:
         sources = {s.name: s.health.to_json() for s in self.sources}
         bad = [n for n, h in sources.items() if h["state"] == "error"]
@@ -137,7 +180,27 @@ class Daemon:
         await self.intake.put(post)
 
     def _process(self, batch: list[Post], enrichments: list[Enrichment] | None) -> list[bool]:
-        return [o.accepted for o in self.engine.process_batch(batch, enrichments)]
+        outcomes = self.engine.process_batch(batch, enrichments)
+        unplaced = [(p, o.unplaced) for p, o in zip(batch, outcomes, strict=True) if o.unplaced]
+        if unplaced:
+            self._note_unplaced(unplaced)
+        return [o.accepted for o in outcomes]
+
+    def _note_unplaced(self, found: list[tuple[Post, str]]) -> None:
+        """Remember why (for /ingest's answer, bounded) and log it, at most once a minute
+        (the counts are in brandmon_posts_late_total / brandmon_posts_time_rejected_total)."""
+        for post, reason in found:
+            self._unplaced[post.key] = reason
+            self._unplaced.move_to_end(post.key)
+        while len(self._unplaced) > UNPLACED_KEEP:
+            self._unplaced.popitem(last=False)
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time - self._unplaced_logged >= 60.0:
+            self._unplaced_logged = loop_time
+            post, reason = found[0]
+            log.warning("%d post(s) stored but not placed by the detectors (first: %s from %s "
+                        "dated %s: %s)", len(found), post.id, post.source,
+                        post.created_at.isoformat(), UNPLACED[reason])
 
     async def _tick(self) -> None:
         since_prune = 0.0

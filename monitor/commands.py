@@ -255,6 +255,33 @@ def backtest(config_path: Path, series: Sequence[Path], rule_name: str | None
     return result
 
 
+def backtest_summary(result: dict[str, list[str]], config_path: Path, rule_name: str | None,
+                     out: IO[str]) -> None:
+    """The backtest for people: per file how often and when the rule fired, then a total
+    (``--json`` prints ``result`` itself)."""
+    _, rules = load_all(config_path)
+    rule = volume_rule(rules, rule_name)
+    params = rule.params
+    shown = 5
+    for name, fired in result.items():
+        if not fired:
+            out.write(f"{name}: no spike\n")
+            continue
+        times = ", ".join(fired[:shown]) + (f", ... ({len(fired) - shown} more)"
+                                            if len(fired) > shown else "")
+        out.write(f"{name}: {len(fired)} spike{'s' if len(fired) != 1 else ''}: {times}\n")
+    total = sum(len(v) for v in result.values())
+    with_spikes = sum(1 for v in result.values() if v)
+    out.write(f"{len(result)} series, {total} spike(s) in {with_spikes} of them, with rule "
+              f"{rule.name} (bucket {_span(params.bucket)}, sensitivity {params.sensitivity}, "
+              f"min_count {params.min_count}); --json for the machine-readable list\n")
+
+
+def _span(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
 def _lines(stream: IO[str], limit: int) -> Iterator[tuple[int, str | None]]:
     """``(number, line)`` for each line of ``stream``, reading at most ``limit``
     characters of a line into memory: a longer line is skipped (``None``)."""
@@ -433,4 +460,5 @@ async def notify_test(config_path: Path, channel: str | None) -> int:
     return 1 if failed else 0
 
 
-__all__ = ["PostError", "backtest", "check", "classify", "notify_test", "replay", "screen"]
+__all__ = ["PostError", "backtest", "backtest_summary", "check", "classify", "notify_test",
+           "replay", "screen"]

@@ -36,7 +36,7 @@ from monitor import plugins
 from monitor.aggregates import AggregateBuffer
 from monitor.clock import Clock, ManualClock
 from monitor.config.schema import BrandConfig, Config, Rule, RuleSet
-from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
+from monitor.detect.base import Detector, DetectorContext, EnrichedPost, build_detector
 from monitor.detect.outbound.runtime import OutboundRuntime
 from monitor.enrich.enricher import Enricher, Enrichment, build_analyzer
 from monitor.enrich.sentiment import SentimentAnalyzer
@@ -70,6 +70,9 @@ class CheckpointPolicy:
 class Outcome:
     accepted: bool
     alerts: tuple[Alert, ...] = ()
+    #: why the detectors could not place a stored post in time: "late" (before a
+    #: detector's open window), "too_old" (before the raw-post retention), "future"
+    unplaced: str | None = None
 
 
 class Engine:
@@ -106,6 +109,7 @@ class Engine:
         self._last_event_tick: datetime | None = None
         self._children: dict[tuple[str, ...], Any] = {}
         self._order = itertools.count()
+        self._unplaced: str | None = None  # of the post _detect just handled
         #: problems found with stored state (the daemon sends them to the admins)
         self.problems: list[str] = []
         self._build_detectors(rules, {})
@@ -148,8 +152,7 @@ class Engine:
     def _new_detector(self, rule: Rule, brand: BrandConfig, *, load: bool) -> Detector:
         """A detector for ``rule`` and ``brand``, warm from its stored state when that
         loads (see also :meth:`_discard_poisoned`)."""
-        make = DETECTORS.get(rule.signal)
-        detector = make(rule, brand, self.context)
+        detector = build_detector(rule, brand, self.context)
         state = self.store.load_detector_state(rule.name, brand.name) if load else None
         if state is None:
             return detector
@@ -158,7 +161,7 @@ class Engine:
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("rule %s/%s: stored detector state unusable (%s); starting cold",
                         rule.name, brand.name, exc)
-            return make(rule, brand, self.context)
+            return build_detector(rule, brand, self.context)
         return detector
 
     def _discard_poisoned(self) -> None:
@@ -176,8 +179,7 @@ class Engine:
                        f"discarded and the detector starts cold")
             log.error("%s", problem)
             self.problems.append(problem)
-            fresh = DETECTORS.get(detector.rule.signal)(detector.rule, detector.brand,
-                                                        self.context)
+            fresh = build_detector(detector.rule, detector.brand, self.context)
             self.detectors[key] = fresh
             self._index_detectors()
 
@@ -369,12 +371,19 @@ class Engine:
         self._count("posts", post.source, post.kind)
         if post.kind == "mention" and self._in_time(post.created_at, self.clock.now()):
             # what the live stream is saying (the outbound screen's trending context)
-            self.context.outbound.trending.observe(post, e.compound if e.brands else None,
-                                                   e.brands)
+            trending = self.context.outbound.trending
+            compound = e.compound if e.brands else None
+            if e.trend is None:
+                trending.observe(post, compound, e.brands)
+            else:
+                trending.observe_keys(post.created_at.timestamp(), e.trend, compound,
+                                      e.brands)
         if not e.brands:
             self._count("unmatched", post.source)
             return Outcome(True)
-        return Outcome(True, tuple(self._detect(post, e)))
+        self._unplaced = None
+        alerts = tuple(self._detect(post, e))
+        return Outcome(True, alerts, self._unplaced)
 
     def _count(self, metric: str, *labels: str) -> None:
         """Increment a labelled counter of ``self.metrics`` (children cached: a
@@ -397,6 +406,7 @@ class Engine:
             # a hostile or broken timestamp must not move any detector's clock
             reason = "future" if at > clock_now else "ancient"
             self.metrics.rejected_time.labels(post.source, reason).inc()
+            self._unplaced = "future" if reason == "future" else "too_old"
             return []
         now = max(clock_now, at)
         signals: list[Signal] = []
@@ -411,6 +421,7 @@ class Engine:
                 self._reschedule[id(detector)] = detector
             if late:
                 self.metrics.late.labels(brand).inc()
+                self._unplaced = "late"
         return self._route(signals, now)
 
     def _in_time(self, at: datetime, now: datetime) -> bool:
@@ -523,4 +534,3 @@ def _seen_at(stored: StoredPost) -> datetime:
     """The time a detector saw a stored post at when it was first processed."""
     at = stored.post.created_at
     return at if stored.received_at is None else max(stored.received_at, at)
-

@@ -141,7 +141,10 @@ class Signal:
 
     ``key`` distinguishes independent occurrences of the same rule and brand
     (e.g. the id of an outbound post); ``details`` is the explanation shown to
-    people (observed vs expected, top terms, top posts...), JSON-serialisable.
+    people (observed vs expected, top terms, top posts...), JSON-serialisable; its
+    ``headline`` (plain words, see :attr:`Alert.headline`) comes first in every
+    notification. ``update`` numbers the updates of an episode that is still firing
+    (a digest that grew: notified as "Updated: ..."); 0 is the firing that opens it.
     """
 
     rule: str
@@ -153,6 +156,7 @@ class Signal:
     key: str = ""
     severity: Severity | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    update: int = 0
 
     @property
     def dedup_key(self) -> str:
@@ -176,7 +180,22 @@ class Alert:
     channels: tuple[str, ...]
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def headline(self) -> str:
+        """What happened, in plain words, first in every notification: the detector's
+        ``details["headline"]``, else the summary without its ``"<brand>: "`` prefix."""
+        try:
+            found = self.details.get("headline") if isinstance(self.details, Mapping) else None
+        except Exception:  # details decoded from a broken row: the summary still reads
+            found = None
+        if not isinstance(found, str) or not found.strip():
+            found = " ".join(str(self.summary).split()).removeprefix(f"{self.brand}: ")
+        text = " ".join(found.split()) or self.title
+        return text[:1].upper() + text[1:]  # "@handle" and "#tag" stay as they are
+
     def to_json(self) -> dict[str, Any]:
+        """The alert as JSON (webhooks, ``jsonl://``, the API): fields are only ever added,
+        never removed or renamed (receivers rely on them)."""
         return {
             "id": self.id,
             "dedup_key": self.dedup_key,
@@ -190,6 +209,7 @@ class Alert:
             "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
             "channels": list(self.channels),
             "details": dict(self.details),
+            "headline": self.headline,
         }
 
 
@@ -214,7 +234,7 @@ class Silence:
         return self.starts_at <= now < self.ends_at
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(fnmatch.fnmatchcase(labels.get(k, ""), pattern)
+        return all(fnmatch.fnmatchcase(labels.get(k, "").casefold(), pattern.casefold())
                    for k, pattern in self.matchers.items())
 
     def to_json(self, now: datetime | None = None) -> dict[str, Any]:

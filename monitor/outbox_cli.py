@@ -24,8 +24,14 @@ COMMANDS = ("outbox",)
 STATUSES = ("pending", "sent", "dead")
 
 
-def add_parsers(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    outbox = command("outbox", "list outbox deliveries, re-send dead letters")
+def add_parsers(command: Callable[..., argparse.ArgumentParser]) -> None:
+    outbox = command(
+        "outbox", "list outbox deliveries, re-send dead letters",
+        description="The delivery queue: every alert on every channel, with attempts and "
+                    "the last error. 'retry' re-sends dead letters (given ids, or "
+                    "--all-dead) with a fresh retry horizon.",
+        examples=["brand-monitor outbox list --status dead", "brand-monitor outbox retry 12 13",
+                  "brand-monitor outbox retry --all-dead"])
     outbox.add_argument("action", choices=("list", "retry"))
     outbox.add_argument("ids", nargs="*", type=int, metavar="ID",
                         help="outbox item ids to re-send (retry)")

@@ -18,6 +18,7 @@ _MODULES = (
     "monitor.detect.silence",
     "monitor.detect.intent",
     "monitor.detect.outbound",
+    "monitor.detect.digest",
 )
 _loaded = False
 
@@ -38,7 +39,28 @@ def source_options(type_name: str) -> type[Any]:
 
 
 def detector_params(signal: str) -> type[Any]:
+    found: type[Any] = detector_class(signal).Params
+    return found
+
+
+def detector_class(signal: str) -> type[Any]:
     load()
     from monitor.detect.base import DETECTORS
 
-    return DETECTORS.get(signal).Params
+    return DETECTORS.get(signal)
+
+
+def detector_mode(name: str) -> Any:
+    """The registered mode ``name`` (monitor.detect.base.Mode); KeyError if unknown."""
+    load()
+    from monitor.detect.base import MODES
+
+    return MODES.get(name)
+
+
+def signals_with_modes() -> list[str]:
+    """The signals whose rules may choose a mode (per_post, digest)."""
+    load()
+    from monitor.detect.base import DETECTORS
+
+    return [name for name in DETECTORS if DETECTORS.get(name).modes]

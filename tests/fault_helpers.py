@@ -29,7 +29,7 @@ from tests.conftest import ROOT
 from tests.daemon import DaemonProcess, wait_for
 
 BRANDS = {"Acme": "acme", "Globex": "globex"}
-_ALERT_ID = re.compile(r"Alert ([0-9a-f]{24}) at")
+_ALERT_ID = re.compile(r"\balert ([0-9a-f]{24})\b")  # the footer of every notification
 
 
 # -- the timeline -------------------------------------------------------------------------
@@ -275,7 +275,10 @@ class Inbox:
         return "250 OK"
 
     def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
+        """Decoded (a headline with "\u00d7" arrives as an RFC 2047 encoded word)."""
+        from email.header import decode_header, make_header
+
+        return [str(make_header(decode_header(str(m["Subject"])))) for m in self.messages]
 
     def ids(self) -> list[str]:
         out = []

@@ -56,6 +56,55 @@ def test_backtest_prints_fired_bucket_timestamps(project: Path, tmp_path: Path) 
     assert result == {"flat.csv": [f"{spike_at:%Y-%m-%d %H:%M:%S}"]}
 
 
+def test_backtest_reads_for_people_and_json_keeps_the_contract(
+        project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    series = tmp_path / "series"
+    series.mkdir()
+    lines = ["timestamp,value"]
+    for i in range(288 * 4):
+        at = T0 + timedelta(minutes=5 * i)
+        value = 200 if i == 288 * 3 + 100 else 20 + (i % 3)
+        lines.append(f"{at:%Y-%m-%d %H:%M:%S},{value}")
+    (series / "flat.csv").write_text("\n".join(lines) + "\n")
+    (series / "calm.csv").write_text("\n".join(lines[:200]) + "\n")
+    spike_at = T0 + timedelta(minutes=5 * (288 * 3 + 100))
+    assert main(["backtest", "--series", str(series), "-c", str(project)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["calm.csv: no spike", f"flat.csv: 1 spike: {spike_at:%Y-%m-%d %H:%M:%S}",
+                   "2 series, 1 spike(s) in 1 of them, with rule spike (bucket 5m, sensitivity "
+                   "medium, min_count 10); --json for the machine-readable list"]
+    assert main(["backtest", "--series", str(series), "--json", "-c", str(project)]) == 0
+    text = capsys.readouterr().out
+    assert json.loads(text) == {"calm.csv": [], "flat.csv": [f"{spike_at:%Y-%m-%d %H:%M:%S}"]}
+    assert text == json.dumps(json.loads(text), indent=1) + "\n"  # byte for byte as before
+
+
+def test_every_command_has_a_description_and_an_example(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    from monitor import __version__
+
+    assert capsys.readouterr().out.strip() == f"brand-monitor {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = capsys.readouterr().out
+    commands_listed = ["run", "check", "replay", "backtest", "classify", "screen",
+                       "notify-test", "alerts", "ack", "unack", "silence", "outbox"]
+    for name in commands_listed:
+        assert f"    {name}" in listing, name
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        usage, description = text.split("\n\n")[:2]
+        assert usage.startswith(f"usage: brand-monitor {name}")
+        assert len(description.split()) >= 8, name  # a sentence, not a word
+        assert "\nExample" in text, name
+        assert f"\n  brand-monitor {name}" in text or f"| brand-monitor {name}" in text, name
+
+
 def test_backtest_names_a_missing_rule(project: Path) -> None:
     assert main(["backtest", "--series", str(project.parent), "--rule", "nope", "--json",
                  "-c", str(project)]) == 2

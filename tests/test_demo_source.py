@@ -327,3 +327,46 @@ async def test_unreadable_cursor_means_a_fresh_start(store: SqliteStore) -> None
     posts: list[Post] = []
     await source_for(store, clock, FAST).run(recorder(clock, posts, []))
     assert posts[0].created_at < LIVE - timedelta(hours=11)  # backfilled
+
+
+# own state, fresh each start (issue 15) ----------------------------------------
+def test_demo_state_is_its_own_and_fresh_unless_resumed(tmp_path: Path) -> None:
+    """The demo's state database lives in state/demo (its simulated clock runs hours
+    ahead and must never reach a real state folder); each start removes it unless the
+    source has resume: true; a fresh run gets a new run id (new alert ids for the same
+    timeline), a resumed one keeps it."""
+    import dataclasses
+
+    from monitor.config.loader import load_config
+    from monitor.engine import state_path
+    from monitor.sources.demo import options_of, reset_state, run_id
+    from tests.conftest import BASE_CONFIG, write_project
+
+    config = load_config(write_project(tmp_path, BASE_CONFIG.replace(
+        "channels:", "sources:\n  - {{name: demo, type: demo}}\nchannels:")))
+    db = state_path(config)
+    assert db == Path(config.state_dir) / "demo" / "brand-monitor.db"
+    without = dataclasses.replace(config, sources=())
+    assert state_path(without) == Path(config.state_dir) / "brand-monitor.db"
+    demo = config.sources[0]
+    assert options_of(demo).resume is False
+    store = SqliteStore(db)
+    first = run_id(demo, store)
+    assert run_id(demo, store) == first  # kept while the state is (resume: true)
+    store.close()
+    assert reset_state(db) and not db.exists() and not reset_state(db)
+    store = SqliteStore(db)
+    assert run_id(demo, store) != first  # a fresh run
+    store.close()
+    assert not (Path(config.state_dir) / "brand-monitor.db").exists()
+
+
+def test_alerts_of_a_simulated_clock_say_so() -> None:
+    from monitor.model import Alert
+    from monitor.notify.templates import render
+
+    alert = Alert(id="a1", dedup_key="k", rule="spike", kind="volume_spike", brand="Acme",
+                  severity="warning", state="firing", title="[WARNING] spike: Acme",
+                  summary="Acme: spike", created_at=LIVE, channels=(),
+                  details={"clock": "simulated"})
+    assert "2024-05-14 09:03 UTC (simulated demo time)" in render(alert)[1]

@@ -85,7 +85,7 @@ def test_burst_email_survives_sigkill_without_loss_or_duplicate(tmp_path: Path) 
         smtp.start()
         daemon.start()  # restart: the outbox delivers what was pending
         wait_for(lambda: inbox.messages, 30, "the alert email")
-        assert "spike" in inbox.subjects()[0] and "Acme" in inbox.subjects()[0]
+        assert "Mentions of Acme are" in inbox.subjects()[0]
         body_text = inbox.messages[0].get_payload(decode=True)
         assert body_text is None or b"mentions" in body_text or inbox.messages[0].is_multipart()
 
@@ -149,7 +149,10 @@ def test_sighup_with_bad_rules_keeps_old_rules_and_sigterm_exits_0(tmp_path: Pat
 
 
 def test_shipped_default_config_shows_real_alerts(tmp_path: Path) -> None:
-    """The README's `make demo`: the shipped config, sped up 4x, raises every kind of alert."""
+    """The README's `make demo`: the shipped config, sped up 4x, raises every kind of
+    alert, one console block each, its time marked simulated; a second `make demo`
+    shows the storm again; the demo's state never touches the real state folder."""
+    import json
     import shutil
 
     from tests.conftest import ROOT
@@ -159,18 +162,80 @@ def test_shipped_default_config_shows_real_alerts(tmp_path: Path) -> None:
     text = (ROOT / "config.yaml").read_text()
     text = text.replace("port: 8080", f"port: {port}").replace("speed: 120", "speed: 480")
     (tmp_path / "config.yaml").write_text(text)
-    daemon = DaemonProcess(tmp_path / "config.yaml", port).start()
     files = [tmp_path / "state" / "alerts.jsonl", tmp_path / "state" / "security-alerts.jsonl"]
 
-    def fired() -> set[str]:
-        import json
+    def fired() -> list[dict[str, Any]]:
+        return [json.loads(line) for f in files if f.exists()
+                for line in f.read_text().splitlines()]
 
-        return {json.loads(line)["rule"] for f in files if f.exists()
-                for line in f.read_text().splitlines()}
+    def firings(rule: str) -> int:
+        return sum(a["rule"] == rule and a["state"] == "firing" for a in fired())
 
+    wanted = {"volume-spike", "negative-surge", "influencer-negative", "outbound-off-message",
+              "churn-risk"}
+
+    def storm_seen(run: int) -> bool:  # run 2: the storm again, under new alert ids
+        return ({a["rule"] for a in fired()} >= wanted
+                and firings("influencer-negative") >= run and firings("churn-risk") >= run
+                and firings("volume-spike") + firings("negative-surge") >= 2 * run)
+
+    for run in (1, 2):
+        daemon = DaemonProcess(tmp_path / "config.yaml", port).start()
+        try:
+            wait_for(lambda run=run: storm_seen(run), 60, f"run {run}: alerts of {wanted}")
+            assert daemon.stop() == 0
+        finally:
+            if daemon.proc and daemon.proc.poll() is None:
+                daemon.kill()
+    assert (tmp_path / "state" / "demo" / "brand-monitor.db").exists()
+    assert not (tmp_path / "state" / "brand-monitor.db").exists()  # no real state touched
+    log = daemon.log_text()
+    assert "demo: starting afresh" in log
+    churn = [a for a in fired() if a["rule"] == "churn-risk"]
+    assert churn[0]["headline"].endswith(tuple(f"{n} min" for n in range(1, 31)))
+    assert " customers said they are leaving Acme Air in the last " in churn[0]["headline"]
+    # quiet console: one block per console alert, no log line per alert or delivery
+    lines = log.splitlines()
+    blocks = [i for i, line in enumerate(lines) if line.startswith("=" * 20)]
+    assert blocks and len(blocks) % 2 == 0
+    titles = [lines[i + 1] for i in blocks[::2]]
+    assert all(t.startswith(("FIRING [", "RESOLVED [", "UPDATED [")) for t in titles)
+    assert "(simulated demo time)" in log
+    assert " INFO monitor.notify.outbox: delivered" not in log
+    assert " monitor.engine: alert " not in log
+
+
+def test_ingest_reports_posts_the_detectors_cannot_place(tmp_path: Path) -> None:
+    """A post too old for the detectors' open windows, or older than the retention, is
+    stored but counted by no detector: the answer says so (and why), the log has a line,
+    the metrics count it. Posts dated in the future are refused (400)."""
+    import urllib.request
+
+    http_port = free_port()
+    config = _config(tmp_path, http_port, free_port())
+    daemon = DaemonProcess(config, http_port, {"BM_E2E_TOKEN": TOKEN}).start()
     try:
-        wanted = {"volume-spike", "negative-surge", "influencer-negative", "outbound-off-message"}
-        wait_for(lambda: fired() >= wanted, 60, f"alerts of {wanted}")
+        now = datetime.now(UTC)
+        status, body = daemon.request("POST", "/ingest",
+                                      _as_json(steady(now - timedelta(hours=1), 1, 8)), TOKEN)
+        assert status == 202 and "unplaced" not in body
+        old = steady(now - timedelta(hours=3), 0.02, 30, first_id=50_000, seed=3)[:1]
+        ancient = steady(now - timedelta(days=40), 0.02, 30, first_id=60_000, seed=4)[:1]
+        status, body = daemon.request("POST", "/ingest", _as_json(old + ancient), TOKEN)
+        assert status == 202 and body["accepted"] == 2, body
+        assert [(u["index"], u["reason"]) for u in body["unplaced"]] == [(0, "late"),
+                                                                         (1, "too_old")]
+        assert "no spike or digest can come from it" in body["unplaced"][0]["error"]
+        future = steady(now + timedelta(hours=2), 0.02, 30, first_id=70_000, seed=5)[:1]
+        status, body = daemon.request("POST", "/ingest", _as_json(future), TOKEN)
+        assert status == 400 and "in the future" in body["error"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics") as resp:
+            metrics = resp.read().decode()
+        assert 'brandmon_posts_late_total{brand="Acme"} 1.0' in metrics
+        assert 'brandmon_posts_time_rejected_total{reason="ancient"' in metrics or \
+            'reason="ancient",source=' in metrics
+        wait_for(lambda: "POST /ingest: 2 of 2 post(s) stored but not placed by the "
+                 "detectors" in daemon.log_text(), 10, "the log line")
         assert daemon.stop() == 0
     finally:
         if daemon.proc and daemon.proc.poll() is None:

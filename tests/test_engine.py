@@ -287,3 +287,39 @@ def test_ticks_only_reach_detectors_with_work(tmp_path: Path) -> None:
     h.engine.tick(end + timedelta(minutes=10))  # the open bucket and window have ended
     assert set(calls) == {"spike/Acme", "negative/Acme"}
     assert len(h.engine.detectors) > 60 * 2
+
+
+def test_a_batch_that_fails_in_a_detector_is_forgotten_whole(project: Path) -> None:
+    """Any error mid-batch (not only the store's) rolls the batch back, and the detectors
+    forget what they saw of it: the retry counts each post once."""
+    import pytest
+
+    h = Harness(project)
+    h.feed(steady(T0, 2, 8))
+    start = T0 + timedelta(hours=2, minutes=1)
+    batch = [post(700_000 + i, start + timedelta(seconds=i), "@acme hi", author=f"x{i}")
+             for i in range(30)]
+    h.clock.set(batch[-1].created_at)
+    stored = h.store.post_count()
+    detector = h.engine.detectors[("influencer", "Acme")]
+    seen = 0
+
+    def explode(item, now):  # type: ignore[no-untyped-def]
+        nonlocal seen
+        seen += 1
+        if seen == 20:
+            raise RuntimeError("a detector bug")
+        return []
+
+    detector.observe = explode  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        h.engine.process_batch(batch)
+    assert h.store.post_count() == stored  # nothing of the batch
+    h.engine.process_batch(batch)  # detectors rebuilt from the checkpoint + replay
+    spike = h.engine.detectors[("spike", "Acme")]
+    open_since = spike.buckets.oldest()  # type: ignore[attr-defined]
+    assert open_since is not None
+    counted = sum(b.count for b in (spike.buckets.prev, spike.buckets.current) if b)  # type: ignore[attr-defined]
+    assert counted == len([p for p in [*steady(T0, 2, 8), *batch]
+                           if p.created_at >= open_since])
+    assert h.store.post_count() == stored + len(batch)

@@ -77,11 +77,13 @@ RULES = """\
 rules:
   - name: churn
     signal: intent
+    mode: per_post
     channels: [file]
     cooldown: 0s
     params: {tags: [churn_risk]}
   - name: buyers
     signal: intent
+    mode: per_post
     channels: [file]
     cooldown: 0s
     params: {tags: [purchase_intent], min_followers: 500, purchase_phrases: [any student discount]}
@@ -125,8 +127,11 @@ def test_shipped_intent_rules_load(tmp_path: Path) -> None:
     text = (ROOT / "rules" / "intent.yaml").read_text()
     h = Harness(write_project(tmp_path, rules=text.replace("console, ", "").replace(
         "alerts-file", "file")))
-    alerts = h.feed([post(1, T0, "@acme never flying with you again")])
+    # a digest: one alert once three customers said so within 30 minutes
+    alerts = h.feed([post(i, T0 + timedelta(minutes=i), "@acme never flying with you again",
+                          author=f"c{i}") for i in range(3)])
     assert [a.rule for a in alerts] == ["churn-risk"]
+    assert alerts[0].headline == "3 customers said they are leaving Acme in the last 2 min"
     assert json.loads(json.dumps(alerts[0].details))["tags"] == ["churn_risk"]
 
 

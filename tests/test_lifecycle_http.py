@@ -145,7 +145,7 @@ def test_cli_alerts_ack_and_silences(tmp_path: Path, capsys: pytest.CaptureFixtu
     alert = env.fire(0)
     assert isinstance(alert, Alert)
     env.store.close()  # the CLI opens the state database itself
-    c = ["-c", str(config)]
+    c = ["-c", str(config), "--json"]
     assert main(["alerts", *c, "--state", "firing"]) == 0
     assert [a["id"] for a in _lines(capsys.readouterr().out)] == [alert.id]
     assert main(["ack", alert.id, *c, "--by", "erin", "--comment", "mine"]) == 0
@@ -155,7 +155,7 @@ def test_cli_alerts_ack_and_silences(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["alerts", *c, "--brand", "Acme", "--since", "2026-03-01T00:00:00Z"]) == 0
     assert _lines(capsys.readouterr().out)[0]["status"] == "acknowledged"
     assert main(["ack", "nope", *c]) == 1
-    assert "no alert" in capsys.readouterr().err
+    assert "no such alert id" in capsys.readouterr().err
     assert main(["silence", "add", *c, "--rule", "spike", "--for", "2h",
                  "--comment", "deploy"]) == 0
     added = _lines(capsys.readouterr().out)[0]

@@ -127,11 +127,23 @@ async def test_email_is_delivered_through_a_real_smtp_server(
     title, _ = render(make_alert())
     assert message["Subject"] == title
     assert message["From"] == "bm@example.com" and message["To"] == "pr@example.com"
-    assert "FIRING [CRITICAL] Acme" in message["Subject"]
+    assert message["Subject"].startswith("FIRING [CRITICAL] Acme: A mention spike")
+    # HTML for mail readers, and a plain-text part in the same order
+    html_part = message.get_body(preferencelist=("html",))
+    assert html_part is not None
+    html = html_part.get_content()
+    assert "<h2>A mention spike: 340 mentions from 212 authors</h2>" in html
+    assert '<a href="https://social.example/p/1">' in html
     text = text_body(message)
-    assert "340 mentions from 212 authors" in text
-    assert "Observed 340 vs expected 41.25" in text
-    assert "refund (88)" in text and "@bigvoice (120,000 followers)" in text
+    assert "A mention spike: 340 mentions from 212 authors" in text
+    assert "observed 340 vs expected 41.25" in text
+    assert "refund" in text and "@bigvoice (120,000 followers)" in text
+    assert text.index("340 mentions") < text.index("refund") < text.index("@bigvoice") \
+        < text.index("observed 340")
+    # the plain-text part reads as a list, one line each, commands beside their label
+    text = text.replace("\r\n", "\n")
+    assert "\u201crefund\u201d in 88 posts\n- \u201coutage\u201d in 61 posts" in text
+    assert "Acknowledge: brand-monitor ack a1\n" in text
 
 
 async def test_email_to_a_closed_port_is_retryable_and_hides_the_password(
@@ -180,7 +192,7 @@ async def test_json_webhook_receives_title_and_body(
     payload = received[0]
     title, body = render(alert)
     assert payload["title"] == title and payload["message"] == body
-    assert payload["title"].startswith("RESOLVED - all clear [INFO] Acme")
+    assert payload["title"].startswith("RESOLVED [INFO] Acme: A mention spike")
     assert payload["type"] == "success"
 
 
@@ -300,24 +312,32 @@ async def test_console_writes_one_readable_block(capsys: pytest.CaptureFixture[s
     await ConsoleNotifier("out").send(make_alert())
     out = capsys.readouterr().out
     title, body = render(make_alert())
-    assert title in out and body in out
-    assert out.count(title) == 1 and out.endswith("\n")
+    assert title in out and out.count(title) == 1 and out.endswith("\n")
+    lines = out.splitlines()
+    assert lines[1] == title  # the headline, between the rules
+    assert "A mention spike" not in "\n".join(lines[3:])  # not repeated in the block
+    assert body.split("\n", 2)[2] in out  # then the text template's sections
 
 
 # --- templates -----------------------------------------------------------------------
 
 def test_render_explains_a_spike() -> None:
     title, body = render(make_alert())
-    assert title == "FIRING [CRITICAL] Acme: spike - a mention spike: 340 mentions from 212 authors"
-    assert "Acme: a mention spike: 340 mentions from 212 authors" in body
-    assert "Observed 340 vs expected 41.25 (statistic 7.2, threshold 4)" in body
-    assert "Window: 15-minute window from 2024-05-01T11:45:00+00:00" in body
-    assert "Distinct authors: 212" in body
-    assert "Sentiment: 250 negative, 70 neutral, 20 positive" in body
-    assert "Top terms: refund (88), outage (61), #acmefail" in body
-    assert '@bigvoice (120,000 followers): "Acme lost my bags" https://social.example/p/1' \
-        in body
-    assert "Alert a1 at 2024-05-01T12:00:00Z" in body
+    assert title == "FIRING [CRITICAL] Acme: A mention spike: 340 mentions from 212 authors"
+    lines = body.splitlines()
+    assert lines[0] == "A mention spike: 340 mentions from 212 authors"  # headline first
+    assert lines[2:6] == ["Why: most common words and hashtags:",
+                          "  1. \u201crefund\u201d in 88 posts",
+                          "  2. \u201coutage\u201d in 61 posts", "  3. \u201c#acmefail\u201d"]
+    assert lines[6:9] == ["The post:", '  - @bigvoice (120,000 followers): "Acme lost my bags"',
+                          "    https://social.example/p/1"]
+    assert lines[9] == "Sentiment: 250 negative (74%), 70 neutral, 20 positive"
+    assert lines[10] == ("For analysts: observed 340 vs expected 41.25 in a 15-minute window; "
+                         "statistic 7.2 (alerts at 4); 212 distinct authors")
+    assert lines[12:] == ["FIRING \u00b7 critical \u00b7 Acme \u00b7 rule spike \u00b7 alert a1 "
+                          "\u00b7 2024-05-01 12:00 UTC",
+                          "Acknowledge: brand-monitor ack a1",
+                          "Silence for 2 h: brand-monitor silence add a1 --for 2h"]
 
 
 def test_render_outbound_post_reasons_and_states() -> None:
@@ -327,17 +347,19 @@ def test_render_outbound_post_reasons_and_states() -> None:
         "reasons": ["link to a domain not on the allow-list: bad.example", "promo code"],
     })
     title, body = render(alert)
-    assert title.startswith("FIRING [CRITICAL] Acme: outbound - ")
-    assert "Reasons:\n  - link to a domain not on the allow-list: bad.example\n  - promo code" \
-        in body
-    assert 'Post: @acme: "Use code FREE at http://bad.example" https://social.example/p/9' \
-        in body
+    assert title.startswith("FIRING [CRITICAL] Acme: A mention spike")
+    assert ("Why it was flagged:\n  1. link to a domain not on the allow-list: bad.example"
+            "\n  2. promo code") in body
+    assert 'The post:\n  - @acme: "Use code FREE at http://bad.example"\n' \
+        "    https://social.example/p/9" in body
     reminder = render(replace(alert, title="Still firing: [CRITICAL] outbound: Acme"))[0]
     assert reminder.startswith("STILL FIRING [CRITICAL]")
+    update = render(replace(alert, title="Updated: [CRITICAL] outbound: Acme"))[0]
+    assert update.startswith("UPDATED [CRITICAL]")
     cleared = render(replace(alert, state="resolved", severity="info", details={},
                              summary="Acme: outbound post screening is quiet"))
-    assert cleared[0] == ("RESOLVED - all clear [INFO] Acme: outbound - "
-                          "outbound post screening is quiet")
+    assert cleared[0] == "RESOLVED [INFO] Acme: Outbound post screening is quiet"
+    assert "Acknowledge" not in cleared[1]  # nothing to do about an all clear
 
 
 def test_render_title_stays_sms_sized() -> None:
@@ -352,9 +374,9 @@ def test_render_tolerates_wrong_types_in_details(caplog: pytest.LogCaptureFixtur
                "window": None, "reasons": "x", "post": "y", "distinct_authors": True}
     with caplog.at_level(logging.ERROR):
         title, body = render(make_alert(details=details))
-    assert title.startswith("FIRING [CRITICAL] Acme: spike - ")
-    assert "Observed 12" in body.splitlines() and "could not be shown" not in body
-    assert "Top terms" not in body and "Sentiment" not in body
+    assert title.startswith("FIRING [CRITICAL] Acme: A mention spike")
+    assert "For analysts: observed 12" in body and "could not be shown" not in body
+    assert "Why" not in body and "Sentiment" not in body
     assert not caplog.records
 
 

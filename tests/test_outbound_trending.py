@@ -143,3 +143,27 @@ def test_inbound_words_that_only_sound_dark_do_not_count() -> None:
         trending.observe(_inbound_post(n, text, n))
     view = TextView.of("Congratulations to the champions! #WorldCupFinal")
     assert trending.lookup(view, None, AT + timedelta(minutes=10), 4.0, 0.4) == []
+
+
+def test_counts_decay_by_half_life_without_touching_every_key_and_survive_rebasing() -> None:
+    """The scaled counters read as exponentially decayed counts, also across the rare
+    rebase that keeps them from overflowing."""
+    from monitor.detect.outbound import trending
+
+    context = TrendingContext(half_life=timedelta(minutes=1))
+    view = TextView.of("#Storm")
+
+    def posts_at(minutes: float) -> float:
+        hits = context.lookup(view, None, T0 + timedelta(minutes=minutes), 0.0, 0.0)
+        return hits[0].posts if hits else 0.0
+
+    for i in range(4):
+        context.observe(post(i, T0, "#Storm is coming"))
+    assert abs(posts_at(0) - 4.0) < 1e-9
+    assert abs(posts_at(1) - 2.0) < 1e-9 and abs(posts_at(3) - 0.5) < 1e-9
+    # far ahead: the scale passes REBASE_HALF_LIVES and every key is rescaled once
+    later = 60 * 500
+    context.observe(post(99, T0 + timedelta(minutes=later), "#Storm again"))
+    assert later > trending.REBASE_HALF_LIVES and context._ref is not None
+    assert abs(posts_at(later) - 1.0) < 1e-9
+    assert abs(posts_at(later + 1) - 0.5) < 1e-9

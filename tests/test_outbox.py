@@ -328,7 +328,7 @@ async def test_email_is_delivered_once_after_the_smtp_server_comes_back(
         clock.advance(timedelta(hours=1))
         assert await w.run_once() == 0
         assert len(box.messages) == 1
-        assert box.messages[0]["Subject"].startswith("FIRING [WARNING] Acme: spike")
+        assert box.messages[0]["Subject"].startswith("FIRING [WARNING] Acme: Spike a1")
     finally:
         controller.stop()
     assert store.outbox_counts() == {"sent": 1}

@@ -39,17 +39,17 @@ def test_unusable_path_is_a_clear_store_error(tmp_path: Path) -> None:
         SqliteStore(tmp_path / "dir.db")
 
 
-def test_a_v5_database_whose_modules_made_their_own_tables_migrates(tmp_path: Path) -> None:
-    """Before v6, lifecycle, silences and the outbound lists created their tables on
-    first use: v6 takes them over (IF NOT EXISTS) and keeps their rows."""
+def test_a_v6_database_whose_modules_made_their_own_tables_migrates(tmp_path: Path) -> None:
+    """Before v7, lifecycle, silences and the outbound lists created their tables on
+    first use: v7 takes them over (IF NOT EXISTS) and keeps their rows."""
     from monitor.store import migrations
 
     path = tmp_path / "old.db"
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    for step in migrations.STEPS[:5]:
+    for step in migrations.STEPS[:6]:
         step(db)
-    db.execute("INSERT INTO meta VALUES ('schema_version', '5')")
+    db.execute("INSERT INTO meta VALUES ('schema_version', '6')")
     db.execute("CREATE TABLE silences (id TEXT PRIMARY KEY, matchers TEXT NOT NULL, "
                "starts_at REAL NOT NULL, ends_at REAL NOT NULL, created_by TEXT NOT NULL, "
                "comment TEXT NOT NULL, created_at REAL NOT NULL)")

@@ -265,3 +265,41 @@ def test_dashboard_aggregate_and_post_reads(make_store: Any) -> None:
         "@acme hello"]
     assert store.recent_mentions("Acme", t, t + 5, 10, include_end=True)[0][1:] == (
         "user2", 900, "https://x.example/user2/2", t + 5)
+
+
+def test_ack_history_is_appended_per_episode_and_per_alert(make_store: Any) -> None:
+    from monitor.store.records import AckEntry
+
+    store = make_store()
+    started, later = T0, T0 + timedelta(hours=2)
+    store.append_ack(AckEntry("k1", started, "al1", "ack", "ana", T0 + timedelta(minutes=1),
+                              "on it"))
+    store.append_ack(AckEntry("k1", started, "al1", "unack", "bo", T0 + timedelta(minutes=2)))
+    store.append_ack(AckEntry("k1", later, "al7", "ack", "cy", later))
+    store.append_ack(AckEntry("k2", started, "al2", "ack", "di", T0))
+    history = store.ack_history([("k1", started), ("k2", started), ("k3", started)])
+    assert [(e.action, e.by, e.comment) for e in history[("k1", started.timestamp())]] == [
+        ("ack", "ana", "on it"), ("unack", "bo", "")]
+    assert [e.by for e in history[("k2", started.timestamp())]] == ["di"]
+    assert set(history) == {("k1", started.timestamp()), ("k2", started.timestamp())}
+    by_alert = store.acks_by_alert(["al1", "al7", "nope"])
+    assert [e.action for e in by_alert["al1"]] == ["ack", "unack"]
+    assert [e.by for e in by_alert["al7"]] == ["cy"] and "nope" not in by_alert
+    store.start_episode("k1", "r", "al1", started)
+    store.ack_episode("k1", "ana", "on it", T0)
+    store.unack_episode("k1")
+    assert store.episode("k1").acked_at is None  # type: ignore[union-attr]
+
+
+def test_alerts_by_rule_glob_brand_in_any_case_and_id_prefix(make_store: Any) -> None:
+    store = make_store()
+    store.add_alert(alert(1, rule="churn-risk", id="abc123"))
+    store.add_alert(alert(2, rule="churn_x", brand="Globex", id="abd456"))
+    store.add_alert(alert(3, rule="spike", id="zz9"))
+    assert [a.id for a in store.alerts(rule="CHURN*")] == ["abd456", "abc123"]
+    assert [a.id for a in store.alerts(rule="churn_?")] == ["abd456"]  # _ is literal
+    assert [a.id for a in store.alerts(rule="churn%")] == []  # % is literal
+    assert [a.id for a in store.alerts(brand="globex")] == ["abd456"]
+    assert store.alert_ids_with_prefix("ab") == ["abc123", "abd456"]
+    assert store.alert_ids_with_prefix("abc", limit=5) == ["abc123"]
+    assert store.alert_ids_with_prefix("AB") == [] and store.alert_ids_with_prefix("%") == []

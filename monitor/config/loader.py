@@ -13,7 +13,7 @@ from monitor.config.schema import Config, Rule, RuleSet
 from monitor.config.strict import Context, build, build_lenient
 from monitor.config.yamlload import LocDict, LocList, load_yaml
 from monitor.errors import ConfigError, DeliveryError, Problem
-from monitor.plugins import detector_params, source_options
+from monitor.plugins import detector_class, detector_mode, signals_with_modes, source_options
 
 log = logging.getLogger(__name__)
 BUILTIN_CHANNEL_SCHEMES = ("console://", "jsonl://")
@@ -50,11 +50,17 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
 def _check_channels(config: Config, raw: LocDict, ctx: Context, base: Path) -> None:
     """Build every channel's notifier as ``run`` does (the same function): a URL that
     ``run`` would refuse is a problem at its line."""
-    from monitor.notify.channels import build_notifier
+    from monitor.notify.channels import build_notifier, channel_template
 
     for index, (line, item) in enumerate(_items(raw, "channels")):
         channel = config.channels[index]
         if channel.rotation is not None:
+            continue
+        try:
+            channel_template(channel, base)
+        except ValueError as exc:
+            template_line = item.line_of("template") if isinstance(item, LocDict) else line
+            ctx.problem(template_line, f"channels[{index}].template", str(exc))
             continue
         try:
             build_notifier(channel, base)
@@ -250,12 +256,13 @@ def load_rule_file(path: Path, config: Config) -> list[tuple[Rule, int | None]]:
             ctx.problem(item.line_of("file"), f"{key}.file", "unknown key")
             continue
         try:
-            params_cls = detector_params(rule.signal)
+            detector = detector_class(rule.signal)
         except KeyError as exc:
             ctx.problem(item.line_of("signal"), f"{key}.signal", str(exc.args[0]))
             continue
-        params = build_lenient(params_cls, rule.params, ctx, f"{key}.params",
+        params = build_lenient(detector.Params, rule.params, ctx, f"{key}.params",
                                item.line_of("params"))
+        rule = _with_mode(rule, detector.modes, item, key, ctx)
         for name in rule.channels:
             if config.channel(name) is None:
                 ctx.problem(item.line_of("channels"), f"{key}.channels",
@@ -276,6 +283,44 @@ def load_rule_file(path: Path, config: Config) -> list[tuple[Rule, int | None]]:
         out.append((dataclasses.replace(rule, params=params, file=str(path)), line))
     ctx.raise_if_problems()
     return out
+
+
+def _with_mode(rule: Rule, modes: tuple[str, ...], item: LocDict, key: str,
+               ctx: Context) -> Rule:
+    """The rule with its effective ``mode`` and that mode's parameters built (e.g.
+    ``digest:`` into DigestParams); problems at the lines of ``mode`` and ``digest``."""
+    mode = rule.mode
+    if mode is not None:
+        try:
+            detector_mode(mode)
+        except KeyError as exc:
+            ctx.problem(item.line_of("mode"), f"{key}.mode", str(exc.args[0]))
+            return rule
+        if mode not in modes:
+            if modes:
+                why = f"mode must be one of {', '.join(modes)}"
+            else:
+                why = ("remove mode: modes are for signals about single posts: "
+                       f"{', '.join(signals_with_modes())}")
+            ctx.problem(item.line_of("mode"), f"{key}.mode",
+                        f"signal {rule.signal!r} takes no mode {mode!r} ({why})")
+            return rule
+    effective = mode or (modes[0] if modes else None)
+    found = detector_mode(effective) if effective is not None else None
+    if rule.digest is not None and effective != "digest":
+        ctx.problem(item.line_of("digest"), f"{key}.digest",
+                    "only for mode: digest" + (f" (this rule's mode is {effective})"
+                                               if effective else
+                                               f" (signal {rule.signal!r} has no modes)"))
+        return rule
+    if found is None or found.Params is None or effective is None:
+        return dataclasses.replace(rule, mode=effective)
+    params = build_lenient(found.Params, getattr(rule, effective, None), ctx,
+                           f"{key}.{effective}",
+                           item.line_of(effective) if effective in item else
+                           item.line_of("mode"))
+    extra: dict[str, Any] = {effective: params}
+    return dataclasses.replace(rule, mode=effective, **extra)
 
 
 def load_all(config_path: Path, environ: Mapping[str, str] | None = None) -> tuple[Config, RuleSet]:

@@ -128,6 +128,9 @@ class ChannelConfig:
     fallback: str | None = None
     quiet_hours: QuietHours | None = None
     rotation: Rotation | None = None
+    #: how alerts read on this channel: a built-in template (text, html, markdown,
+    #: short) or a file; default: the one for its URL scheme (monitor.notify.templates)
+    template: str | None = field(default=None, metadata={"public": True})
 
     def problems(self) -> list[tuple[str, str]]:
         if self.retry_for <= timedelta(0):
@@ -137,7 +140,8 @@ class ChannelConfig:
                                                          "'rotation' for an on-call rota)")]
         found = [(key, "not allowed on a rotation channel: set it on the member channels")
                  for key, value in (("url", self.url), ("fallback", self.fallback),
-                                    ("quiet_hours", self.quiet_hours)) if value]
+                                    ("quiet_hours", self.quiet_hours),
+                                    ("template", self.template)) if value]
         return found
 
 
@@ -325,6 +329,10 @@ class Rule:
     enabled: bool = True
     description: str = ""
     params: Any = None  # built into the detector's own Params dataclass by the loader
+    #: per_post | digest, for detectors of single posts (default: the detector's own);
+    #: ``digest``: its parameters, built into DigestParams by the loader (detect.digest)
+    mode: str | None = None
+    digest: Any = None
     file: str = ""
 
     def applies_to(self, brand: str) -> bool:

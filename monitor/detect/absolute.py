@@ -264,6 +264,20 @@ class AbsoluteChannel:
             out.append((scale, obs_s, exp_s, seen_s))
         return out
 
+    def could_fire(self, bucket: int, count: float, mu: float) -> bool:
+        """Cheap necessary condition for :meth:`evaluate` to reach the threshold: each
+        window's evidence is capped by its tail's surprise (no count-model tail)."""
+        if not self.warm:
+            return False
+        for (_, obs, exp, seen), tail in zip(self._windows(bucket, count, mu), self._tail,
+                                             strict=True):
+            if obs <= exp:
+                continue
+            shrink = self.pseudo_count * seen
+            if tail.surprise(math.log((obs + shrink) / (exp + shrink))) >= self.threshold:
+                return True
+        return False
+
     def evaluate(self, bucket: int, count: float, mu: float, extra: float) -> Evidence:
         """Evidence of the running bucket (count so far) against *whole* expectations."""
         best = Evidence(0.0, SCALES[0], count, mu)

@@ -1,9 +1,15 @@
-"""The detector interface and registry.
+"""The detector interface and registries.
 
 One detector instance runs per (rule, brand). The engine calls ``observe`` for
 each post of that brand as it arrives (evaluate on arrival) and ``tick`` as time
 passes (closing buckets, resolving). Detectors keep their state in memory and
 hand it to the store through ``to_state``/``load_state`` so a restart is warm.
+
+**Modes.** A detector whose signals are about single posts (``modes`` not empty:
+intent, influencer) can be presented one alert per post (``per_post``) or as a
+running digest per brand (``digest``, :mod:`monitor.detect.digest`); a rule picks
+with ``mode:`` (default: the detector's first mode). Modes register in
+:data:`MODES` where they are defined; :func:`build_detector` applies the rule's.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ class NoParams:
 class Detector(ABC):
     Params: ClassVar[type[Any]] = NoParams
     kinds: ClassVar[tuple[str, ...]] = ("mention",)  # post kinds this detector reads
+    #: the ways a rule may present this detector's signals, the default first (see the
+    #: module doc); empty: one episode per brand already, the rule takes no ``mode``
+    modes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, rule: Rule, brand: BrandConfig,
                  ctx: DetectorContext | None = None) -> None:
@@ -108,15 +117,50 @@ class Detector(ABC):
         """After a restart, posts created from this time on are observed again."""
         return None
 
+    def digest_phrase(self, people: int) -> str:
+        """What ``people`` distinct authors did, for the headline of a digest of this
+        detector's per-post signals ("12 customers said they are leaving Acme Air")."""
+        return f"{people:,} {'person' if people == 1 else 'people'} posted about " \
+            f"{self.brand.name} ({self.rule.name})"
+
     def signal(self, item_at: datetime, state: str, summary: str, *, key: str = "",
-               details: dict[str, Any] | None = None, severity: str | None = None) -> Signal:
+               details: dict[str, Any] | None = None, severity: str | None = None,
+               update: int = 0) -> Signal:
         return Signal(rule=self.rule.name, kind=self.rule.signal, brand=self.brand.name,
                       at=item_at, state=state,  # type: ignore[arg-type]
                       summary=summary, key=key, details=details or {},
-                      severity=severity)  # type: ignore[arg-type]
+                      severity=severity, update=update)  # type: ignore[arg-type]
 
 
 #: ``next_tick`` of a detector that wants every tick
 ALWAYS = datetime.min.replace(tzinfo=UTC)
 
 DETECTORS: Registry[type[Detector]] = Registry("signal")
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """A way of presenting a per-post detector's signals: ``wrap`` turns the detector
+    into the one the engine runs, given the rule's parameters for the mode (built from
+    ``Params``, e.g. the rule's ``digest:`` mapping; None for a mode without any)."""
+
+    wrap: Callable[[Detector, Any], Detector]
+    Params: type[Any] | None = None
+
+
+MODES: Registry[Mode] = Registry("mode")
+MODES.register("per_post")(Mode(lambda detector, params: detector))
+
+
+def build_detector(rule: Rule, brand: BrandConfig, ctx: DetectorContext | None = None
+                   ) -> Detector:
+    """The detector the engine runs for ``rule`` and ``brand``, in the rule's mode."""
+    detector = DETECTORS.get(rule.signal)(rule, brand, ctx)
+    mode = rule.mode or (detector.modes[0] if detector.modes else None)
+    if mode is None:
+        return detector
+    found = MODES.get(mode)
+    params = None
+    if found.Params is not None:  # a mode's parameters are the rule key named after it
+        params = getattr(rule, mode, None) or found.Params()
+    return found.wrap(detector, params)

@@ -301,46 +301,33 @@ class CountModel:
         return Verdict(fired, self._active, resolved, count, mu * fraction, statistic,
                        self._threshold, self.warm, channel, evidence, self._abs.threshold)
 
-    def count_to_fire(self, bucket_start: datetime, fraction: float, start: int) -> float:
-        """The smallest count >= ``start`` at which :meth:`evaluate` would fire for this
-        bucket at ``fraction`` while no episode is open (``inf``: none, or not warm).
-
-        Pure (no episode bookkeeping). Both channels' evidence grows with the count, and
-        as the bucket fills the fraction only grows, which never lowers the burst
-        channel's count (the absolute channel does not depend on it); so until the
-        bucket's count reaches it,
-        or a bucket closes (the model learns), asking :meth:`evaluate` is pointless: the
-        volume detector asks once per bucket instead of once per post in a storm.
-        """
-        if self._base.n_learned == 0 or not self.warm:
-            return math.inf
+    def could_fire(self, bucket_start: datetime, count: float, *,
+                   fraction: float = 1.0) -> bool:
+        """A cheap necessary condition for :meth:`evaluate` to fire now (no episode
+        open): every term of the burst statistic is the smaller of the count model's
+        tail and the calibrated one, so the calibrated tails alone bound it from above
+        (the absolute channel likewise, :meth:`AbsoluteChannel.could_fire`). The
+        volume detector asks this on every post and :meth:`evaluate` only when it
+        says yes: in ordinary traffic no count-model tail is computed at all."""
+        if self._base.n_learned == 0 or not self.warm or count < self.params.min_count:
+            return False
         fraction = min(max(fraction, 1e-3), 1.0)
         bucket = self._locate(bucket_start)
-        mu, extra = self._expect(bucket)
-        floor = max(start, self.params.min_count, 1)
-
-        def fires(count: int) -> bool:  # evaluate()'s firing test, without its bookkeeping
-            terms = self._terms(bucket, count, mu, extra, fraction)
-            if self._statistic(terms) >= self._threshold:
-                return True
-            return bool(self.params.absolute and
-                        self._abs.evaluate(bucket, count, mu, extra).surprise
-                        >= self._abs.threshold)
-
-        if fires(floor):
-            return floor
-        low, high = floor, floor * 2
-        while not fires(high):  # exponential search for a count that fires
-            low, high = high, high * 2
-            if high > 10_000_000:
-                return math.inf
-        while high - low > 1:  # then bisect: fires(high), not fires(low)
-            mid = (low + high) // 2
-            if fires(mid):
-                high = mid
-            else:
-                low = mid
-        return high
+        mu, _ = self._expect(bucket)
+        expected = mu * fraction
+        bound = 0.0
+        for (obs, exp, seen), calib in zip(self._sums.closed(bucket), self._calib,
+                                           strict=True):
+            total, mean = obs + count, exp + expected
+            if total <= mean:
+                continue
+            shrink = self.params.pseudo_count * (seen + fraction)
+            z = math.log((total + shrink) / (mean + shrink))
+            if z > 0.0:
+                bound += calib.surprise(z)
+        if bound / len(self._calib) >= self._threshold:
+            return True
+        return bool(self.params.absolute and self._abs.could_fire(bucket, count, mu))
 
     def log10_p_zero(self, bucket_start: datetime) -> float:
         """``log10 P(count = 0)`` for that bucket under the count model (0.0 while the

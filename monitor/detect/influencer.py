@@ -22,19 +22,30 @@ class InfluencerDetector(Detector):
     """One signal per qualifying post (its id is the dedup key); nothing to resolve."""
 
     Params = InfluencerParams
+    modes = ("per_post", "digest")  # a post by a large audience is an incident by itself
 
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
         params: InfluencerParams = self.params
         if item.reach < params.min_followers or item.label not in params.sentiment:
             return []
         post = item.post
-        summary = (f"{self.brand.name}: {item.label} post by @{post.author.handle.lstrip('@')} "
+        handle = post.author.handle.lstrip("@")
+        summary = (f"{self.brand.name}: {item.label} post by @{handle} "
                    f"({item.reach:,} followers): {post.text[:140]}")
+        how = {"negative": "negatively ", "positive": "positively "}.get(item.label, "")
+        headline = f"@{handle}, with {item.reach:,} followers, posted {how}about {self.brand.name}"
         return [self.signal(post.created_at, "firing", summary, key=post.key,
-                            details={"post": post_summary(item),
+                            details={"headline": headline,
+                                     "post": post_summary(item),
                                      "top_posts": [post_summary(item)],
                                      "observed": item.reach,
                                      "threshold": params.min_followers})]
 
     def next_tick(self) -> datetime | None:
         return None  # one signal per post: nothing to do as time passes
+
+    def digest_phrase(self, people: int) -> str:
+        params: InfluencerParams = self.params
+        who = "high-reach author" if people == 1 else "high-reach authors"
+        how = "negatively " if tuple(params.sentiment) == ("negative",) else ""
+        return f"{people:,} {who} posted {how}about {self.brand.name}"

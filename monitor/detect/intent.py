@@ -1,4 +1,9 @@
-"""Intent: one alert per mention tagged purchase intent or churn risk (see enrich.intent)."""
+"""Intent: mentions tagged purchase intent or churn risk (see enrich.intent).
+
+One signal per tagged post; a rule presents them as a digest per brand (``mode:
+digest``, the default: see monitor.detect.digest) or one alert per post
+(``mode: per_post``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ from monitor.model import Signal
 
 Tag = Literal["purchase_intent", "churn_risk"]
 _WHAT = {intent.PURCHASE: "purchase intent", intent.CHURN: "churn risk"}
+#: per tag: what one author did, for headlines ("@ann said they are leaving Acme Air")
+_DID = {intent.PURCHASE: "asked how to buy from {brand}",
+        intent.CHURN: "said they are leaving {brand}"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +39,7 @@ class IntentDetector(Detector):
     """One signal per tagged post (its id is the dedup key); nothing to resolve."""
 
     Params = IntentParams
+    modes = ("digest", "per_post")
 
     def __init__(self, rule: Rule, brand: BrandConfig,
                  ctx: DetectorContext | None = None) -> None:
@@ -54,9 +63,14 @@ class IntentDetector(Detector):
         tags = sorted({m.tag for m in matches}, key=intent.TAGS.index)
         what = " and ".join(_WHAT[t] for t in tags)
         phrases = ", ".join(f'"{m.phrase}"' for m in matches)
-        summary = (f"{self.brand.name}: {what} from @{post.author.handle.lstrip('@')} "
+        handle = post.author.handle.lstrip("@")
+        summary = (f"{self.brand.name}: {what} from @{handle} "
                    f"({item.reach:,} followers), matched {phrases}: {post.text[:140]}")
+        did = " and ".join(_DID[t] for t in tags).format(brand=self.brand.name)
         return [self.signal(post.created_at, "firing", summary, key=post.key, details={
+            "headline": f"@{handle} ({item.reach:,} followers) {did}",
+            "why_title": "What they said",
+            "why": [f"\u201c{m.phrase}\u201d" for m in matches],
             "post": post_summary(item),
             "top_posts": [post_summary(item)],
             "tags": tags,
@@ -66,3 +80,16 @@ class IntentDetector(Detector):
 
     def next_tick(self) -> datetime | None:
         return None  # one signal per post: nothing to do as time passes
+
+    def digest_phrase(self, people: int) -> str:
+        """``12 customers said they are leaving Acme Air``, ``3 people asked how to buy
+        from Acme Air``, or both kinds together."""
+        brand = self.brand.name
+        tags = set(self.params.tags)
+        if tags == {intent.CHURN}:
+            who = "customer" if people == 1 else "customers"
+            return f"{people:,} {who} said they are leaving {brand}"
+        who = "person" if people == 1 else "people"
+        if tags == {intent.PURCHASE}:
+            return f"{people:,} {who} asked how to buy from {brand}"
+        return f"{people:,} {who} said they would buy from or leave {brand}"

@@ -259,9 +259,12 @@ class WindowSums:
         self._exp: list[float] = []
         self._start = [0] * len(scales)
         self._run = [[0.0, 0.0, 0.0] for _ in scales]
+        # closed() of a bucket, until the next add: the running bucket asks on every post
+        self._closed: tuple[int, list[tuple[float, float, int]]] | None = None
 
     def add(self, bucket: int, observed: float, expected: float) -> None:
         """Append a learned bucket (buckets must increase)."""
+        self._closed = None
         self._buckets.append(bucket)
         self._obs.append(observed)
         self._exp.append(expected)
@@ -291,6 +294,9 @@ class WindowSums:
         ``bucket`` inside its window."""
         if self._buckets and bucket == self._buckets[-1] + 1:
             return [(r[0], r[1], round(r[2])) for r in self._run]
+        memo = self._closed
+        if memo is not None and memo[0] == bucket:
+            return memo[1]
         out: list[tuple[float, float, int]] = []
         for scale in self.scales:
             obs = exp = 0.0
@@ -304,6 +310,7 @@ class WindowSums:
                     exp += self._exp[j]
                     seen += 1
             out.append((obs, exp, seen))
+        self._closed = (bucket, out)
         return out
 
     def to_state(self) -> dict[str, Any]:
@@ -324,3 +331,4 @@ class WindowSums:
         if len(starts) != len(self.scales) or len(sums) != len(self.scales):
             raise ValueError("window state does not match the scales")
         self._start, self._run = starts, sums
+        self._closed = None

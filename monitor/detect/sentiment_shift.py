@@ -21,7 +21,13 @@ from typing import Any
 
 from monitor.config.schema import BrandConfig, Rule
 from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPost
-from monitor.detect.explain import brand_words, over_represented, sentiment_mix, top_by_reach
+from monitor.detect.explain import (
+    brand_words,
+    explain_terms,
+    minutes,
+    sentiment_mix,
+    top_by_reach,
+)
 from monitor.detect.stats import binomial_sf_log10
 from monitor.detect.windows import Bucket, OpenBuckets, RecentTexts
 from monitor.model import Signal
@@ -97,9 +103,13 @@ class NegativeSurgeDetector(Detector):
         signals = []
         if self.alerting and not self._significant(bucket):
             self.alerting = False
+            details = self._numbers(bucket)
+            share = bucket.negatives / bucket.count if bucket.count else 0.0
+            details["headline"] = (f"The share of negative posts about {self.brand.name} is "
+                                   f"back to normal: {share:.0%} (usually {self.baseline:.0%})")
             signals.append(self.signal(end, "resolved",
                                        f"{self.brand.name}: negative share back to normal",
-                                       details=self._numbers(bucket)))
+                                       details=details))
         gaps = max(1.0, (end - bucket.start) / self.params.window)
         decay = 0.5 ** (gaps * self.params.window / self.params.half_life)
         self.neg_sum = self.neg_sum * decay + bucket.negatives
@@ -150,10 +160,16 @@ class NegativeSurgeDetector(Detector):
     def _firing(self, item: EnrichedPost, bucket: Bucket) -> Signal:
         details = self._numbers(bucket)
         negatives = [p for p in bucket.posts if p.negative]
-        exclude = brand_words(self.brand)
-        details["top_terms"] = over_represented((p.post.text for p in negatives),
-                                                self.recent.texts(), exclude=exclude)
+        details.update(explain_terms((p.post.text for p in negatives), self.recent.texts(),
+                                     brand_words(self.brand)))
         details["top_posts"] = top_by_reach(negatives)
+        elapsed = max(item.post.created_at - bucket.start, self.params.window * 0.01)
+        people = len(bucket.authors)
+        details["headline"] = (
+            f"{details['observed']:.0%} of posts about {self.brand.name} are negative "
+            f"(usually {self.baseline:.0%}): {bucket.negatives:,} of {bucket.count:,} in "
+            f"{minutes(min(elapsed, self.params.window))}, from {people:,} "
+            f"{'person' if people == 1 else 'people'}")
         details["sentiment_mix"] = sentiment_mix(bucket.posts)
         summary = (f"{self.brand.name}: negative posts at {details['observed']:.0%} of "
                    f"{bucket.count} mentions this window vs {self.baseline:.0%} usually "

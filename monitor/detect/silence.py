@@ -163,7 +163,9 @@ class SilenceDetector(Detector):
                 f"{self.brand.name}: mentions are arriving again after "
                 f"{_fmt(max(now, at) - since)} of silence (source '{item.post.source}')",
                 details={"silent_since": since.isoformat(), "resumed_at": at.isoformat(),
-                         "source": item.post.source}))
+                         "source": item.post.source,
+                         "headline": f"Mentions of {self.brand.name} are arriving again "
+                                     f"after {_fmt(max(now, at) - since)} of silence"}))
         if self.last_post is None or at > self.last_post:
             self.last_post = at
         self._dirty = True
@@ -181,6 +183,9 @@ class SilenceDetector(Detector):
                    f"~{expected:.0f} were expected. This is a collection problem to check "
                    f"(a source down, credentials, filters), not a brand event.")
         return [self.signal(now, "firing", summary, details={
+            "headline": (f"No mention of {self.brand.name} for {_fmt(now - since)}, where "
+                         f"about {expected:.0f} were expected: check the collection (a "
+                         f"source down, credentials, filters)"),
             "observed": 0, "expected": round(expected, 1),
             "threshold": self.params.min_expected,
             "silent_since": since.isoformat(),

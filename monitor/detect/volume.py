@@ -19,9 +19,12 @@ from monitor.detect.base import DETECTORS, Detector, DetectorContext, EnrichedPo
 from monitor.detect.countmodel import CountModel, CountModelParams, Verdict
 from monitor.detect.explain import (
     brand_words,
-    over_represented,
+    explain_terms,
+    minutes,
     repeated_text,
     sentiment_mix,
+    times,
+    tokens,
     top_by_reach,
 )
 from monitor.detect.windows import Bucket, OpenBuckets, RecentTexts
@@ -74,8 +77,6 @@ class VolumeSpikeDetector(Detector):
         self.buckets = OpenBuckets(self.params.bucket, self.params.lateness,
                                    fill_gap=self.params.max_gap)
         self.alerting = False
-        # the count the open bucket needs before the model can fire (see count_to_fire)
-        self._need: tuple[Bucket | None, float] = (None, 0.0)
         self.silent = 0.0  # log10 probability of the current run of empty buckets
         self.recent = RecentTexts()
         self._dirty = False
@@ -88,7 +89,6 @@ class VolumeSpikeDetector(Detector):
         return signals
 
     def _close(self, bucket: Bucket) -> list[Signal]:
-        self._need = (None, 0.0)  # the model learns: what a bucket needs may change
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=1.0)
         if verdict.warm and self.ctx is not None and self.ctx.expect is not None:
             self.ctx.expect(self.brand.name, bucket.start, round(verdict.expected, 2))
@@ -104,10 +104,14 @@ class VolumeSpikeDetector(Detector):
         self._dirty = True
         if self.alerting and not verdict.active:
             self.alerting = False
+            details = self._numbers(verdict, bucket)
+            details["headline"] = (
+                f"Mentions of {self.brand.name} are back to normal: {bucket.count:g} in "
+                f"{minutes(self.params.bucket)} (about {verdict.expected:.0f} usual)")
             return [self.signal(bucket.start + self.params.bucket, "resolved",
                                 f"{self.brand.name}: mention volume back to normal "
                                 f"({bucket.count:g} vs ~{verdict.expected:.0f} expected)",
-                                details=self._numbers(verdict, bucket))]
+                                details=details)]
         return []
 
     def tick(self, now: datetime) -> list[Signal]:
@@ -133,17 +137,14 @@ class VolumeSpikeDetector(Detector):
         if (self.alerting or bucket.count < self.params.min_count
                 or len(bucket.authors) < self.params.min_authors):
             return signals  # cheap floors first: the model is only asked when it matters
-        idle = not self.model.active
-        if idle and bucket is self._need[0] and bucket.count < self._need[1]:
-            return signals  # below the count this bucket needs to fire: nothing to ask
+        if not self.model.active and not self.model.could_fire(
+                bucket.start, bucket.count, fraction=fraction):
+            return signals  # the cheap bound says it cannot fire: no tail to compute
         verdict = self.model.evaluate(bucket.start, bucket.count, fraction=fraction)
         if verdict.active:
             self.alerting = True
             self._dirty = True
             signals.append(self._firing(item, verdict, bucket))
-        elif idle:
-            self._need = (bucket, self.model.count_to_fire(bucket.start, fraction,
-                                                           bucket.count + 1))
         return signals
 
     def _numbers(self, verdict: Verdict, bucket: Bucket) -> dict[str, Any]:
@@ -173,15 +174,26 @@ class VolumeSpikeDetector(Detector):
 
     def _firing(self, item: EnrichedPost, verdict: Verdict, bucket: Bucket) -> Signal:
         details = self._numbers(verdict, bucket)
-        terms = brand_words(self.brand)
-        details["top_terms"] = over_represented((p.post.text for p in bucket.posts),
-                                                self.recent.texts(), exclude=terms)
-        details["top_posts"] = top_by_reach(bucket.posts)
+        own = brand_words(self.brand)
+        details.update(explain_terms((p.post.text for p in bucket.posts), self.recent.texts(),
+                                     own))
+        # the posts that show what the spike is about: those with its words, by reach
+        why = {term for term, _ in details["top_terms"]}
+        telling = [p for p in bucket.posts if why.intersection(tokens(p.post.text, own))]
+        details["top_posts"] = top_by_reach(telling or bucket.posts)
         details["sentiment_mix"] = sentiment_mix(bucket.posts)
         copies = repeated_text(bucket.posts)
         if copies is not None:
             details["repeated_post"] = copies
         ratio = bucket.count / verdict.expected if verdict.expected > 0 else float("inf")
+        elapsed = min(max(item.post.created_at - bucket.start, self.params.bucket * 0.05),
+                      self.params.bucket)
+        people = len(bucket.authors)
+        details["headline"] = (
+            f"Mentions of {self.brand.name} are {times(ratio)} usual: {bucket.count:,} "
+            f"post{'' if bucket.count == 1 else 's'} from {people:,} "
+            f"{'person' if people == 1 else 'people'} in {minutes(elapsed)}"
+            + (f", mostly copies of one post ({copies['copies']:,})" if copies else ""))
         what = "a copy/retweet storm of one post" if copies else "a mention spike"
         summary = (f"{self.brand.name}: {what}: {bucket.count} mentions from "
                    f"{len(bucket.authors)} authors in the current "
@@ -189,8 +201,8 @@ class VolumeSpikeDetector(Detector):
                    f"~{verdict.expected:.1f} expected ({ratio:.1f}x)")
         evidence = verdict.absolute
         if verdict.channel == "absolute" and evidence is not None:
-            minutes = int(evidence.scale * self.params.bucket.total_seconds() // 60)
-            summary += (f"; {evidence.observed:g} in the last {minutes} minutes vs "
+            span = int(evidence.scale * self.params.bucket.total_seconds() // 60)
+            summary += (f"; {evidence.observed:g} in the last {span} minutes vs "
                         f"~{evidence.expected:.1f} usual: beyond what this brand reaches "
                         f"once a quarter (absolute evidence)")
         return self.signal(item.post.created_at, "firing", summary, details=details)

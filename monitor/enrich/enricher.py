@@ -12,6 +12,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from monitor.config.schema import Config
+
+# what the live stream says, for the outbound screen: computed here (in the enrichment
+# worker when there is one) because it is a pure function of a post's text
+from monitor.detect.outbound.trending import Extracted, extract
 from monitor.enrich import intent
 from monitor.enrich.match import BrandMatcher
 from monitor.enrich.sentiment import SentimentAnalyzer, load_packs, pack_paths
@@ -33,6 +37,7 @@ class Enrichment(NamedTuple):
     compound: float = 0.0
     label: str = "neutral"
     tags: tuple[tuple[str, ...], ...] = ()  # intent tags, one tuple per brand
+    trend: Extracted | None = None  # a mention's keys for the outbound trending context
 
     @property
     def brand(self) -> str | None:
@@ -56,14 +61,15 @@ class Enricher:
                       text: str) -> Enrichment:
         """The same from the only fields it reads (what a worker process is sent)."""
         brands = self.matcher.match_fields(kind, brand, handle, text)
+        trend = extract(text) if kind == "mention" else None
         if not brands:
-            return NO_BRAND
+            return NO_BRAND if trend is None else Enrichment(trend=trend)
         score = self.analyzer.score(text)
         if kind == "mention":
             tags = tuple(intent.tags(text, self._own.get(b, frozenset())) for b in brands)
         else:
             tags = tuple(() for _ in brands)
-        return Enrichment(tuple(brands), score.compound, score.label, tags)
+        return Enrichment(tuple(brands), score.compound, score.label, tags, trend)
 
     def tags(self, post: Post, brand: str) -> tuple[str, ...]:
         """Intent tags of a mention for one brand."""

@@ -224,7 +224,8 @@ class AlertQuery:
     since: datetime | None = None
     brand: str | None = None
     limit: int = DEFAULT_ALERT_LIMIT
-    state: str | None = None  # firing | acknowledged | resolved | silenced
+    status: str | None = None  # firing | acknowledged | resolved | silenced
+    rule: str | None = None
 
 
 def _parse_since(value: str) -> datetime:
@@ -244,22 +245,27 @@ def _parse_since(value: str) -> datetime:
 
 
 def parse_alert_query(query: Mapping[str, str], repeated: set[str]) -> AlertQuery:
-    """Validate ``since``, ``brand``, ``limit`` and ``state``; unknown or repeated keys
-    are errors."""
-    unknown = sorted(set(query) - {"since", "brand", "limit", "state"})
+    """Validate ``since``, ``brand``, ``rule``, ``limit`` and ``status`` (``state`` is the
+    same, kept for old clients); unknown or repeated keys are errors."""
+    allowed = ("since", "brand", "rule", "limit", "status", "state")
+    unknown = sorted(set(query) - set(allowed))
     if unknown:
         raise ApiError(400, f"unknown query parameter(s): {', '.join(unknown)} "
-                            "(allowed: since, brand, limit, state)")
-    state = query.get("state")
-    if state is not None and state not in ALERT_STATES:
-        raise ApiError(400, f"state: must be one of {', '.join(ALERT_STATES)}, not {state!r}")
+                            f"(allowed: {', '.join(allowed)})")
+    if "status" in query and "state" in query:
+        raise ApiError(400, "give status or state (the same filter), not both")
+    key = "status" if "status" in query else "state"
+    status = query.get(key)
+    if status is not None and status not in ALERT_STATES:
+        raise ApiError(400, f"{key}: must be one of {', '.join(ALERT_STATES)}, not {status!r}")
     if repeated:
         raise ApiError(400, f"query parameter(s) given more than once: "
                             f"{', '.join(sorted(repeated))}")
     since = _parse_since(query["since"]) if "since" in query else None
-    brand = query.get("brand")
-    if brand is not None and not brand.strip():
-        raise ApiError(400, "brand: must not be empty")
+    for name in ("brand", "rule"):
+        value = query.get(name)
+        if value is not None and not value.strip():
+            raise ApiError(400, f"{name}: must not be empty")
     limit = DEFAULT_ALERT_LIMIT
     if "limit" in query:
         raw = query["limit"].strip()
@@ -268,7 +274,8 @@ def parse_alert_query(query: Mapping[str, str], repeated: set[str]) -> AlertQuer
             raise ApiError(400, f"limit: must be an integer from 1 to {MAX_ALERT_LIMIT}, "
                                 f"not {query['limit']!r}")
         limit = int(raw)
-    return AlertQuery(since=since, brand=brand, limit=limit, state=state)
+    return AlertQuery(since=since, brand=query.get("brand"), limit=limit, status=status,
+                      rule=query.get("rule"))
 
 
 # /watchlist and /approved-posts (outbound screening) ---------------------------------

@@ -21,9 +21,17 @@ Routes (every error is JSON ``{"error": "..."}``, including 404 and 405):
     ``max_body_bytes`` and batches over ``max_batch`` are refused with 413. Every
     post is validated before anything is stored: one invalid post rejects the whole
     request (400, ``errors`` lists each problem by ``index``). On success 202
-    ``{"accepted": n, "duplicates": d}``.
-``GET /alerts?since=ISO&brand=NAME&limit=N`` and ``GET /alerts/{id}``
-    Stored alerts, newest first. When ``api_token`` is set they need
+    ``{"accepted": n, "duplicates": d}``, plus ``unplaced`` (``[{"index", "id",
+    "reason": "late"|"too_old"|"future", "created_at", "error"}]``) when some stored
+    posts came too late (or too early) for any detector to count them; the daemon
+    logs it and counts them in ``brandmon_posts_late_total`` and
+    ``brandmon_posts_time_rejected_total``.
+``GET /alerts?since=ISO&brand=NAME&rule=GLOB&status=S&limit=N`` and ``GET /alerts/{id}``
+    Stored alerts, newest first, each with ``status``: where its episode is now
+    (firing, acknowledged, resolved, silenced), beside ``state``, what the alert
+    itself announced (firing or resolved); ``ack`` (current) and ``acks`` (the
+    episode's history). ``brand`` and ``rule`` match in any case; ``state=`` is the
+    same filter as ``status=``. When ``api_token`` is set they need
     ``Authorization: Bearer <api_token>``; when it is ``None`` they are readable
     without a token - acceptable because the server binds to 127.0.0.1 by default;
     set ``api_token`` before binding to any other address.
@@ -39,7 +47,7 @@ Routes (every error is JSON ``{"error": "..."}``, including 404 and 405):
     ``api_token`` is not configured; reads follow the alerts API's rule. Both answer
     404 when the daemon does not run the outbound screen.
 
-The alert lifecycle (``/alerts/{id}/ack``, ``/silences``) and the outbox
+The alert lifecycle (``/alerts/{id}/ack``, ``/alerts/ack``, ``/silences``...) and the outbox
 (``/outbox``, dead letters) have their own route modules: lifecycle_api.py and
 outbox_api.py. The dashboard (``/ui``; ``/`` and ``/dashboard`` redirect there) is
 monitor/web. Reads accept ``api_token`` or ``read_token``.
@@ -230,7 +238,12 @@ class _Handlers:
                                 "send it again later (posts already stored are "
                                 "recognised as duplicates)",
                            headers={"Retry-After": "5"}) from None
-        return _json({"accepted": accepted, "duplicates": duplicates}, 202)
+        answer: dict[str, Any] = {"accepted": accepted, "duplicates": duplicates}
+        unplaced = getattr(self.api, "unplaced", None)  # optional part of DaemonApi
+        found = unplaced(posts) if unplaced is not None else []
+        if found:  # stored, but no detector could place them in time: say so
+            answer["unplaced"] = found
+        return _json(answer, 202)
 
     def _check_api_token(self, request: web.Request) -> None:
         """Reads: open while neither ``api_token`` nor ``read_token`` is set (loopback
@@ -243,24 +256,24 @@ class _Handlers:
             require_bearer(header, tokens[0], "the alerts API")
 
     async def alerts(self, request: web.Request) -> web.Response:
-        """List alerts; open without a token only when ``api_token`` is ``None``."""
+        """List alerts, each with its lifecycle ``status`` (monitor.route.lifecycle); open
+        without a token only when ``api_token`` is ``None``."""
         self._check_api_token(request)
         query = request.query
         repeated = {key for key in query if len(query.getall(key)) > 1}
         q = parse_alert_query(query, repeated)
-        if q.state is not None:  # with each alert's lifecycle status (monitor.route.lifecycle)
-            return _json(Lifecycle(self.api.store).history(
-                since=q.since, brand=q.brand, state=q.state, limit=q.limit))
-        found = self.api.store.alerts(since=q.since, brand=q.brand, limit=q.limit)
-        return _json([alert.to_json() for alert in found])
+        return _json(Lifecycle(self.api.store).history(
+            since=q.since, brand=q.brand, rule=q.rule, state=q.status, limit=q.limit))
 
     async def alert(self, request: web.Request) -> web.Response:
+        """One alert as the list shows it: ``state`` is what it announced (firing or
+        resolved), ``status`` where its episode is now."""
         self._check_api_token(request)
         alert_id = request.match_info["alert_id"]
         found = self.api.store.get_alert(alert_id)
         if found is None:
             raise ApiError(404, f"alert {alert_id!r} not found")
-        return _json(found.to_json())
+        return _json(Lifecycle(self.api.store).rows([found])[0])
 
     # outbound screening: watchlist and approved-posts ledger ------------------------
     def _outbound(self) -> OutboundRuntime:
@@ -347,7 +360,7 @@ def create_app(config: HttpConfig, api: DaemonApi, *, clock: Clock | None = None
     app.router.add_post("/approved-posts", h.add_approved)
     app.router.add_get("/approved-posts", h.list_approved)
     LifecycleRoutes(api.store, h._now, h._check_api_token, h._require_admin,
-                    config.max_body_bytes).add_to(app)
+                    config.max_body_bytes, getattr(api, "labels", None)).add_to(app)
     OutboxRoutes(api.store, h._check_api_token, h._require_admin,
                  config.max_body_bytes, getattr(api, "outbox_wake", None)).add_to(app)
     WebRoutes(config, api, h._now).add_to(app)  # the dashboard, /ui (monitor/web)

@@ -28,7 +28,7 @@ import apprise
 from monitor.config.schema import ChannelConfig
 from monitor.errors import DeliveryError
 from monitor.model import Alert
-from monitor.notify.templates import render
+from monitor.notify.templates import Template, default_for, load_template, render_with
 from monitor.notify.webhook import WEBHOOK_SCHEMES, WebhookNotifier, is_webhook_url
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 CONSOLE_SCHEME = "console://"
 TAIL_BYTES = 256 * 1024  # how far back a jsonl channel looks for an already written alert
 JSONL_SCHEME = "jsonl://"
+TITLE_CONSOLE = 400  # the console shows the whole headline
 
 #: channels that attach a chart image to volume alerts
 EMAIL_SCHEMES = ("mailto", "mailtos")
@@ -45,6 +46,8 @@ ChartSource = Callable[[Alert], bytes | None]
 # apprise's notify type drives colours/icons on chat services
 _NOTIFY_TYPES = {"info": apprise.NotifyType.INFO, "warning": apprise.NotifyType.WARNING,
                  "critical": apprise.NotifyType.FAILURE}
+_FORMATS = {"text": apprise.NotifyFormat.TEXT, "html": apprise.NotifyFormat.HTML,
+            "markdown": apprise.NotifyFormat.MARKDOWN}
 
 
 class Notifier(Protocol):
@@ -56,15 +59,16 @@ class Notifier(Protocol):
 
 
 class ConsoleNotifier:
-    """``console://``: one readable block on standard output."""
+    """``console://``: one readable block on standard output (the ``text`` template)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, template: Template | None = None) -> None:
         self.name = name
+        self.template = template or default_for("console")
 
     async def send(self, alert: Alert) -> None:
-        title, body = render(alert)
-        rule = "=" * min(max(len(title), 20), 80)
-        block = f"{rule}\n{title}\n{rule}\n{body}\n\n"
+        rendered = render_with(alert, self.template, title_max=TITLE_CONSOLE)
+        rule = "=" * min(max(len(rendered.title), 20), 80)
+        block = f"{rule}\n{rendered.title}\n{rule}\n{rendered.body}\n\n"
         try:
             sys.stdout.write(block)
             sys.stdout.flush()
@@ -139,9 +143,11 @@ class AppriseNotifier:
     the channel and the URL scheme only, since URLs usually carry secrets.
     """
 
-    def __init__(self, name: str, url: str, charts: ChartSource | None = None) -> None:
+    def __init__(self, name: str, url: str, template: Template | None = None,
+                 charts: ChartSource | None = None) -> None:
         self.name = name
         self.scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        self.template = template or default_for(self.scheme)
         # email channels attach a chart of a volume alert (monitor.notify.chartimg)
         self.charts = charts if self.scheme in EMAIL_SCHEMES else None
         if not _URL_SHAPE.match(url):
@@ -178,7 +184,7 @@ class AppriseNotifier:
         return self._apprise
 
     async def send(self, alert: Alert) -> None:
-        title, body = render(alert)
+        rendered = render_with(alert, self.template)
         notify_type = (apprise.NotifyType.SUCCESS if alert.state == "resolved"
                        else _NOTIFY_TYPES.get(alert.severity, apprise.NotifyType.INFO))
         if self._pagerduty is not None:
@@ -186,8 +192,8 @@ class AppriseNotifier:
         attach = self._chart(alert)
         try:
             result: Any = await self._apprise.async_notify(
-                title=title, body=body, notify_type=notify_type,
-                body_format=apprise.NotifyFormat.TEXT, attach=attach)
+                title=rendered.title, body=rendered.body, notify_type=notify_type,
+                body_format=_FORMATS[rendered.format], attach=attach)
         except Exception as exc:
             raise DeliveryError(
                 f"channel {self.name!r}: apprise raised {type(exc).__name__}: {exc}",
@@ -321,18 +327,33 @@ def _failure_detail(result: Any) -> str:
     return " ".join(last.split())[:300]
 
 
+def channel_template(channel: ChannelConfig, base_dir: Path) -> Template | None:
+    """The template a channel's ``template:`` option names (None: the default for its
+    URL scheme); ValueError naming the problem (``jsonl://`` writes JSON: no template)."""
+    if channel.template is None:
+        return None
+    if channel.url.strip().lower().startswith(JSONL_SCHEME):
+        raise ValueError("a jsonl:// channel writes each alert's JSON: it takes no template")
+    return load_template(channel.template, base_dir)
+
+
 def build_notifier(channel: ChannelConfig, base_dir: Path,
                    charts: ChartSource | None = None) -> Notifier:
     """The notifier for one configured channel (DeliveryError(retryable=False) if invalid);
     ``charts`` draws the PNG that email channels attach to a volume alert."""
     url = channel.url.strip()
+    try:
+        template = channel_template(channel, base_dir)
+    except ValueError as exc:
+        raise DeliveryError(f"channel {channel.name!r}: template: {exc}",
+                            retryable=False) from None
     if url.lower().startswith(CONSOLE_SCHEME):
-        return ConsoleNotifier(channel.name)
+        return ConsoleNotifier(channel.name, template)
     if url.lower().startswith(JSONL_SCHEME):
         return JsonlNotifier.from_url(channel.name, url, base_dir)
     if is_webhook_url(url):  # webhook:// and webhooks://, see monitor.notify.webhook
-        return WebhookNotifier.from_url(channel.name, url)
-    return AppriseNotifier(channel.name, url, charts)
+        return WebhookNotifier.from_url(channel.name, url, template=template)
+    return AppriseNotifier(channel.name, url, template, charts)
 
 
 def build_notifiers(channels: Iterable[ChannelConfig], base_dir: Path,
@@ -342,4 +363,4 @@ def build_notifiers(channels: Iterable[ChannelConfig], base_dir: Path,
 
 
 __all__ = ["AppriseNotifier", "ConsoleNotifier", "JsonlNotifier", "Notifier", "WebhookNotifier",
-           "build_notifier", "build_notifiers"]
+           "build_notifier", "build_notifiers", "channel_template"]

@@ -1,7 +1,10 @@
 """Native webhook channel: ``webhook://host[:port]/path`` (HTTP) or ``webhooks://...`` (HTTPS).
 
-Each alert is POSTed as ``alert.to_json()`` (``Content-Type: application/json``)
-with these headers:
+Each alert is POSTed as ``alert.to_json()`` (``Content-Type: application/json``) plus
+``message``, what people are told in the order they read it (headline, why, top
+posts, sentiment, statistic, actions: :mod:`monitor.notify.present`), and ``text``,
+that message rendered by the channel's template (default ``text``), with these
+headers:
 
 ``Idempotency-Key: <alert id>``
     The alert's id: the same on every retry and after a restart (see
@@ -59,6 +62,8 @@ import aiohttp
 from monitor import secrets
 from monitor.errors import DeliveryError
 from monitor.model import Alert
+from monitor.notify.present import present
+from monitor.notify.templates import TEMPLATES, Template, render_with
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +94,10 @@ class WebhookNotifier:
     def __init__(self, name: str, url: str, *, secret: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT,
                  ssl: ssl_module.SSLContext | bool = True,
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time,
+                 template: Template | None = None) -> None:
         self.name = name
+        self.template = template or TEMPLATES.get("text")
         self.url = url          # http(s)://..., without the secret
         self._secret = secret.encode("utf-8") if secret else None
         if secret:
@@ -109,7 +116,8 @@ class WebhookNotifier:
 
     @classmethod
     def from_url(cls, name: str, url: str, *, timeout: float = DEFAULT_TIMEOUT,
-                 ssl: ssl_module.SSLContext | bool = True) -> WebhookNotifier:
+                 ssl: ssl_module.SSLContext | bool = True,
+                 template: Template | None = None) -> WebhookNotifier:
         """Parse ``webhook[s]://host[:port]/path[?query]``; DeliveryError(False) if invalid."""
         scheme = url.split("://", 1)[0].lower() if "://" in url else ""
         if scheme not in WEBHOOK_SCHEMES:
@@ -137,10 +145,16 @@ class WebhookNotifier:
                                 retryable=False)
         rest = urlencode([(k, v) for k, v in query if k != SECRET_PARAM])
         target = urlunsplit((WEBHOOK_SCHEMES[scheme], parts.netloc, parts.path or "/", rest, ""))
-        return cls(name, target, secret=secret, timeout=timeout, ssl=ssl)
+        return cls(name, target, secret=secret, timeout=timeout, ssl=ssl, template=template)
 
     def body(self, alert: Alert) -> bytes:
-        return json.dumps(alert.to_json(), ensure_ascii=False, separators=(",", ":"),
+        payload = alert.to_json()
+        try:
+            payload["message"] = present(alert).to_json()
+        except Exception:  # the alert's own fields still go out
+            log.exception("could not present alert %s", alert.id)
+        payload["text"] = render_with(alert, self.template).body
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":"),
                           default=str).encode("utf-8")
 
     def headers(self, alert: Alert, body: bytes) -> dict[str, str]:

@@ -5,7 +5,10 @@ key and ends when that key resolves. Per episode the ``alert_episodes`` table
 keeps who acknowledged it and whether it was escalated:
 
 - **ack** (by dedup key or by the id of an alert of the open episode) stops
-  reminders (``repeat_interval``) and escalation until the key resolves;
+  reminders (``repeat_interval``) and escalation until the key resolves; **unack**
+  undoes it. Every ack and unack is appended to the episode's history (who, when,
+  comment: :mod:`monitor.route.acks`), never overwritten: a second ack does not
+  replace who acknowledged first;
 - **escalation**: :meth:`Lifecycle.tick` (called from ``Engine.tick``) queues,
   once per episode, an ``Escalated: ...`` alert on the rule's ``escalate_to``
   channels when the episode is older than ``escalate_after``, still firing,
@@ -35,6 +38,7 @@ from typing import Any
 
 from monitor.config.schema import ChannelConfig, Rule, RuleSet
 from monitor.model import Alert
+from monitor.route.acks import AckEntry, AckLog
 from monitor.route.schedule import quiet_until, resolve_channels
 from monitor.route.silences import Silences
 from monitor.store.api import Store
@@ -61,6 +65,7 @@ class Lifecycle:
         self.silences = Silences(store)
         #: escalate only these brands' episodes (a cluster worker's partition); None: all
         self.brands: frozenset[str] | None = None
+        self.acks = AckLog(store)
 
     # -- episodes -------------------------------------------------------------
     def episode(self, dedup_key: str) -> Episode | None:
@@ -80,8 +85,9 @@ class Lifecycle:
         found = self.episode(dedup_key)
         return found is not None and found.acked_at is not None
 
-    def ack(self, ref: str, by: str, comment: str, now: datetime) -> Episode:
-        """Acknowledge the open episode of dedup key ``ref`` or of alert id ``ref``."""
+    def open_episode(self, ref: str) -> Episode:
+        """The open episode of dedup key ``ref`` or of alert id ``ref`` (AckError 404:
+        unknown, 409: that alert's episode is over)."""
         episode = self.episode(ref)
         if episode is None:
             alert = self.store.get_alert(ref)
@@ -90,10 +96,37 @@ class Lifecycle:
             episode = self.episode(alert.dedup_key)
             if episode is None or alert.created_at < episode.started_at:
                 raise AckError(409, f"alert {ref!r} is not firing (already resolved)")
-        self.store.ack_episode(episode.dedup_key, by, comment, now)
+        return episode
+
+    def ack(self, ref: str, by: str, comment: str, now: datetime) -> Episode:
+        """Acknowledge the open episode of dedup key or alert id ``ref``. The first
+        acknowledgement stands; each one is added to the history."""
+        episode = self.open_episode(ref)
+        if episode.acked_at is None:
+            self.store.ack_episode(episode.dedup_key, by, comment, now)
+        return self._record(episode, "ack", by, comment, now)
+
+    def unack(self, ref: str, by: str, comment: str, now: datetime) -> Episode:
+        """Withdraw the acknowledgement of an open episode (reminders and escalation
+        apply again); AckError 409 when it is not acknowledged."""
+        episode = self.open_episode(ref)
+        if episode.acked_at is None:
+            raise AckError(409, f"{ref!r} is not acknowledged")
+        self.store.unack_episode(episode.dedup_key)
+        return self._record(episode, "unack", by, comment, now)
+
+    def _record(self, episode: Episode, action: str, by: str, comment: str,
+                now: datetime) -> Episode:
+        self.acks.append(AckEntry(episode.dedup_key, episode.started_at, episode.alert_id,
+                                  action, by, now, comment))
         found = self.episode(episode.dedup_key)
         assert found is not None
-        return found
+        return self.with_history([found])[0]
+
+    def with_history(self, episodes: list[Episode]) -> list[Episode]:
+        found = self.acks.history((e.dedup_key, e.started_at) for e in episodes)
+        return [dataclasses.replace(e, history=tuple(
+            found.get((e.dedup_key, e.started_at.timestamp()), ()))) for e in episodes]
 
     def status(self, alert: Alert, episodes: Mapping[str, Episode]) -> str:
         """``firing``, ``acknowledged``, ``resolved`` or ``silenced`` for a stored alert."""
@@ -107,13 +140,23 @@ class Lifecycle:
         return "acknowledged" if episode.acked_at is not None else "firing"
 
     def history(self, *, since: datetime | None = None, brand: str | None = None,
-                state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Stored alerts, newest first, each with its ``status`` (and ``ack``)."""
+                state: str | None = None, limit: int = 100,
+                rule: str | None = None) -> list[dict[str, Any]]:
+        """Stored alerts, newest first, each with its ``status`` (where its episode is
+        now: firing, acknowledged, resolved or silenced; ``state`` is what the alert
+        itself announced: firing or resolved), its current ``ack`` and its episode's
+        ``acks`` history. ``brand`` and ``rule`` match case-insensitively (``rule``
+        may be a glob); ``state`` filters on the status."""
         scan = limit if state is None else max(limit, 10_000)
-        found = self.store.alerts(since=since, brand=brand, limit=scan)
-        episodes = {e.dedup_key: e for e in self.episodes(a.dedup_key for a in found)}
-        out: list[dict[str, Any]] = []
-        for alert in found:
+        found = self.store.alerts(since=since, brand=brand, rule=rule, limit=scan)
+        return self.rows(found, state=state, limit=limit)
+
+    def rows(self, alerts: list[Alert], *, state: str | None = None,
+             limit: int | None = None) -> list[dict[str, Any]]:
+        """``alerts`` as JSON rows with ``status``, ``ack`` and ``acks`` (see history)."""
+        episodes = {e.dedup_key: e for e in self.episodes(a.dedup_key for a in alerts)}
+        out: list[tuple[Alert, dict[str, Any]]] = []
+        for alert in alerts:
             status = self.status(alert, episodes)
             if state is not None and status != state:
                 continue
@@ -122,10 +165,28 @@ class Lifecycle:
             if status == "acknowledged" and episode is not None:
                 row["ack"] = {"by": episode.acked_by, "comment": episode.ack_comment,
                               "at": _iso(episode.acked_at) if episode.acked_at else None}
-            out.append(row)
-            if len(out) >= limit:
+            out.append((alert, row))
+            if limit is not None and len(out) >= limit:
                 break
-        return out
+        self._add_acks(out, episodes)
+        return [row for _, row in out]
+
+    def _add_acks(self, rows: list[tuple[Alert, dict[str, Any]]],
+                  episodes: Mapping[str, Episode]) -> None:
+        """``acks``: the history of the alert's episode while it is open (on every alert
+        of it); after it resolved, on the alert that opened it."""
+        slots: dict[str, tuple[str, datetime]] = {}
+        for alert, _ in rows:
+            episode = episodes.get(alert.dedup_key)
+            if episode is not None and alert.created_at >= episode.started_at:
+                slots[alert.id] = (episode.dedup_key, episode.started_at)
+        current = self.acks.history(slots.values())
+        closed = self.acks.by_alert(a.id for a, _ in rows if a.id not in slots)
+        for alert, row in rows:
+            slot = slots.get(alert.id)
+            entries = current.get((slot[0], slot[1].timestamp()), []) if slot else \
+                closed.get(alert.id, [])
+            row["acks"] = [entry.to_json() for entry in entries]
 
     # -- quiet hours ----------------------------------------------------------
     def store_alert(self, alert: Alert, now: datetime) -> Alert:

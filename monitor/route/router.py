@@ -7,7 +7,10 @@ the condition is firing and when people were last told:
   has passed since the last notification (a reminder);
 - firing again within ``cooldown`` of the last notification: recorded, not
   notified (``firing_quiet``), so a flapping signal does not page twice;
-- resolved after a notified firing: an "all clear" if the rule asks for it.
+- resolved after a notified firing: an "all clear" if the rule asks for it;
+- an update of a firing episode (``signal.update`` > 0: a digest that grew) is
+  notified as ``Updated: ...`` unless a silence matches it (an acknowledgement does
+  not hold updates back: they carry new information, and digests send them sparingly).
 
 Acknowledgements, silences, escalation, grouping and quiet hours live in
 :mod:`monitor.route.lifecycle`: an acknowledged or silenced key gets no
@@ -36,8 +39,14 @@ SILENCED = "firing_silenced"
 _NEVER = datetime.fromtimestamp(0, UTC)
 
 
-def alert_id(signal: Signal, reminder: int = 0) -> str:
+def alert_id(signal: Signal, reminder: int = 0, salt: str = "") -> str:
+    """Derived from the signal (a replay after a crash gives the same id); ``salt``
+    tells runs apart that replay the same timeline afresh (the demo)."""
     raw = f"{signal.dedup_key}|{signal.state}|{signal.at.isoformat()}|{reminder}"
+    if signal.update:
+        raw += f"|update{signal.update}"
+    if salt:
+        raw = f"{salt}|{raw}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -48,6 +57,11 @@ class Router:
         self.store = store
         self.metrics = metrics
         self.lifecycle = Lifecycle(store, channels)
+        #: the engine runs on a simulated clock (the demo): alerts say so
+        self.simulated = False
+        #: set for each fresh demo run: it replays the same timeline, and its alerts
+        #: must not take the ids of the last run's (a jsonl:// file would skip them)
+        self.id_salt = ""
 
     def tick(self, now: datetime) -> list[Alert]:
         """Escalate what has waited too long unacknowledged (see lifecycle)."""
@@ -76,7 +90,12 @@ class Router:
                     self.store.set_alert_state(key, SILENCED, last or _NEVER, "")
                 return self._suppress(rule.name, "silenced")
         if signal.state == "firing":
-            if state == FIRING:
+            if state == FIRING and signal.update:
+                known_alert = self.store.get_alert(known[2]) if known else None
+                if known_alert and self.lifecycle.silenced(known_alert, now):
+                    return self._suppress(rule.name, "silenced")
+                title_prefix = "Updated: "
+            elif state == FIRING:
                 if not rule.repeat_interval or last is None or now - last < rule.repeat_interval:
                     return self._suppress(rule.name, "duplicate")
                 if self.lifecycle.acked(key):
@@ -102,7 +121,7 @@ class Router:
         reminder = int((now - last).total_seconds()) if title_prefix.startswith("Still") and last \
             else 0
         alert = Alert(
-            id=alert_id(signal, reminder),
+            id=alert_id(signal, reminder, self.id_salt),
             dedup_key=key,
             rule=rule.name,
             kind=signal.kind,
@@ -113,7 +132,8 @@ class Router:
             summary=signal.summary,
             created_at=now,
             channels=rule.channels,
-            details=dict(signal.details),
+            details=dict(signal.details, clock="simulated") if self.simulated
+            else dict(signal.details),
         )
         notify = True
         if signal.state == "resolved":
@@ -132,7 +152,8 @@ class Router:
     def _record_silenced(self, signal: Signal, rule: str, severity: Severity, silence: str,
                          now: datetime) -> None:
         """Keep a silenced firing in the history, with no channels (not notified)."""
-        alert = Alert(id=alert_id(signal), dedup_key=signal.dedup_key, rule=rule,
+        alert = Alert(id=alert_id(signal, salt=self.id_salt), dedup_key=signal.dedup_key,
+                      rule=rule,
                       kind=signal.kind, brand=signal.brand,
                       severity=severity,
                       state="firing", title=f"Silenced: [{severity.upper()}] {rule}: "

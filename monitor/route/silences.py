@@ -1,8 +1,11 @@
 """Silences: time-boxed matchers; a silenced signal is recorded, not notified.
 
 A silence matches a signal when every matcher it sets (``rule``, ``brand``,
-``kind``, ``severity``; exact or an ``fnmatch`` glob such as ``neg*``) matches,
-and ``starts_at <= now < ends_at``. Expiring a silence sets ``ends_at`` to now.
+``kind``, ``severity``; exact or an ``fnmatch`` glob such as ``neg*``, in any case)
+matches, and ``starts_at <= now < ends_at``: every silence has an end. The command
+line and the HTTP API check matchers against the known rules, brands and kinds
+first (:func:`monitor.route.select.check_matchers`). Expiring a silence sets ``ends_at``
+to now.
 Ended silences are kept for :data:`SILENCE_RETENTION` (history), then the
 daemon's hourly prune deletes them. The silence value is ``monitor.model.Silence``;
 the store keeps them (``SilenceStore``).

@@ -20,7 +20,14 @@ Generation is a pure function of (brand, options, bucket): every 5-minute bucket
 has its own seeded RNG and ids are ``demo-<unix seconds>-<n>``, so regenerating
 a span after a restart yields the same posts (the engine dedups them). The cursor
 ``demo:<name>`` holds the simulated time reached, the live start and the one-shot
-events already done, so a restart neither backfills again nor replays the storm.
+events already done, so a restart with ``resume: true`` neither backfills again nor
+replays the storm.
+
+**Its own state, fresh each start.** A configuration with the demo source keeps its
+state database in ``<state_dir>/demo/`` (``monitor.engine.state_path``), so the
+simulated clock, hours ahead of real time, never reaches a real state folder; and the
+daemon removes that database at each start (:func:`reset_state`) so every run shows
+the whole timeline again, unless the source has ``resume: true``.
 """
 
 from __future__ import annotations
@@ -30,9 +37,11 @@ import json
 import logging
 import math
 import random
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from monitor.clock import Clock, ScaledClock, parse_time, utc
@@ -64,6 +73,7 @@ class DemoOptions:
     outbound_every: timedelta = timedelta(hours=3)  # 0: no ordinary outbound posts
     offmessage_after: timedelta = timedelta(minutes=20)
     loop: bool = True  # False: stop once the scripted timeline is over
+    resume: bool = False  # True: continue where the last run stopped (no new storm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +305,29 @@ def load_state(store: CursorStore, name: str) -> DemoState | None:
         return None
 
 
+def reset_state(db: Path) -> bool:
+    """Remove the demo's state database and its WAL files (a fresh demo); True when
+    there was one. Only ever called on the demo's own folder (see the module doc)."""
+    removed = False
+    for suffix in ("", "-wal", "-shm"):
+        path = db.with_name(db.name + suffix)
+        if path.exists():
+            path.unlink()
+            removed = True
+    return removed
+
+
+def run_id(config: SourceConfig, store: CursorStore) -> str:
+    """This demo run's id, kept in the state (a resumed run keeps it): alert ids of a
+    fresh run differ from the last run's, though the timeline is the same."""
+    key = f"demo-run:{config.name}"
+    found = store.get_cursor(key)
+    if found is None:
+        found = secrets.token_hex(8)
+        store.set_cursor(key, found)
+    return found
+
+
 def demo_clock(config: SourceConfig, store: CursorStore) -> ScaledClock:
     """The engine-wide clock: resumes at the cursor's simulated time, else wall time now."""
     state = load_state(store, config.name)
@@ -325,7 +358,8 @@ class DemoSource(Source):
         if state is None:
             state = await self._backfill(emit, brand, options)
         else:
-            log.info("demo source %s: resuming at %s", self.name, state.at.isoformat())
+            log.info("demo source %s: resuming at %s (simulated time)", self.name,
+                     state.at.isoformat())
         line = timeline(options, state.live_start)
         end = None if options.loop else line.end
         for bucket_end, posts in iter_buckets(brand, options, state.at, end, source=self.name,
@@ -358,8 +392,10 @@ class DemoSource(Source):
         self.catching_up = False
         state = DemoState(at=live_start, live_start=live_start)
         self.ctx.store.set_cursor(cursor_key(self.name), state.to_json())
-        log.info("demo source %s: backfilled %d posts over %.0f hours", self.name, count,
-                 options.history.total_seconds() / 3600)
+        log.info("demo source %s: backfilled %d posts over %.0f hours; live from %s "
+                 "(simulated time, %g\u00d7 real time; the storm starts %s later)", self.name,
+                 count, options.history.total_seconds() / 3600, live_start.isoformat(),
+                 options.speed, options.storm_after)
         return state
 
     async def _emit(self, emit: Emit, post: Post) -> None:

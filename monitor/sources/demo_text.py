@@ -106,7 +106,10 @@ STORM_CLOSERS = ("Fix this mess!", "Absolutely unacceptable.", "Worst service ev
                  "Cancelling my account, so angry.", "This is a disaster.", "Furious right now.",
                  "Pathetic.", "Awful experience.", "Sort it out, this is ridiculous!",
                  "Not good enough.", "Hopeless.", "Shocking.", "Useless.", "Disgusting service.",
-                 "Appalling.")
+                 "Appalling.",
+                 # customers threatening to leave: the churn-risk digest's material
+                 "Switching to another airline.", "Never flying with you again.",
+                 "Done with you, closing my account.")
 STORM_TAGS = ("#{tag}Down", "#{tag}Down", "#{tag}Outage", "#chargedtwice", "#outage",
               "#doublecharged", "", "", "")
 STORM_QUESTIONS = (

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from monitor.model import Alert, Post, Silence
 from monitor.store.records import (
+    AckEntry,
     Action,
     Aggregate,
     AlertGroup,
@@ -98,7 +99,12 @@ class AlertStore(Protocol):
                   not_before: Mapping[str, datetime] | None = None) -> None: ...
 
     def alerts(self, *, since: datetime | None = None, brand: str | None = None,
-               limit: int = 100) -> list[Alert]: ...
+               limit: int = 100, rule: str | None = None) -> list[Alert]:
+        """Stored alerts, newest first; ``brand`` and ``rule`` match case-insensitively
+        (``rule`` may be a glob: ``churn*``)."""
+
+    def alert_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Ids of stored alerts that start with ``prefix`` (at most ``limit``)."""
 
     def get_alert(self, alert_id: str) -> Alert | None: ...
 
@@ -121,6 +127,18 @@ class LifecycleStore(Protocol):
     def end_episode(self, dedup_key: str) -> None: ...
 
     def ack_episode(self, dedup_key: str, by: str, comment: str, at: datetime) -> None: ...
+
+    def unack_episode(self, dedup_key: str) -> None: ...
+
+    def append_ack(self, entry: AckEntry) -> None:
+        """Add an ack or unack to the history (never overwritten)."""
+
+    def ack_history(self, episodes: Iterable[tuple[str, datetime]]
+                    ) -> dict[tuple[str, float], list[AckEntry]]:
+        """The entries of each ``(dedup_key, episode start)``, oldest first, keyed by
+        ``(dedup_key, start timestamp)``."""
+
+    def acks_by_alert(self, alert_ids: Iterable[str]) -> dict[str, list[AckEntry]]: ...
 
     def mark_escalated(self, dedup_key: str, at: datetime) -> None: ...
 

@@ -125,11 +125,33 @@ def _v5(db: sqlite3.Connection) -> None:
     _script(db, _V5_ACTIONS)
 
 
-# v6: every table in one place. Lifecycle (episodes, groups), silences and the outbound
+# v6: the acknowledgement history (monitor.route.acks): every ack and un-ack of an alert
+# episode is appended, never overwritten. The acknowledgements stored before (one per
+# open episode, in alert_episodes, a table the lifecycle creates) become its first entries.
+_V6_ACKS = """
+CREATE TABLE alert_acks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, dedup_key TEXT NOT NULL,
+    episode_started REAL NOT NULL, alert_id TEXT NOT NULL, action TEXT NOT NULL,
+    by TEXT NOT NULL, at REAL NOT NULL, comment TEXT NOT NULL DEFAULT '');
+CREATE INDEX alert_acks_key ON alert_acks (dedup_key, episode_started);
+"""
+
+
+def _v6(db: sqlite3.Connection) -> None:
+    _script(db, _V6_ACKS)
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='alert_episodes'"
+                  ).fetchone():
+        db.execute("INSERT INTO alert_acks (dedup_key, episode_started, alert_id, action, by, "
+                   "at, comment) SELECT dedup_key, started_at, alert_id, 'ack', "
+                   "coalesce(acked_by, ''), acked_at, coalesce(ack_comment, '') FROM "
+                   "alert_episodes WHERE acked_at IS NOT NULL ORDER BY acked_at")
+
+
+# v7: every table in one place. Lifecycle (episodes, groups), silences and the outbound
 # screen's watchlist and ledger were created by their modules on first use; they are
-# part of the schema now (IF NOT EXISTS: a database of v5 may have them already). The
+# part of the schema now (IF NOT EXISTS: a database of v6 may have them already). The
 # outbox gets claims (several drainers on one database), and leases (one active daemon).
-_V6_ALL_TABLES = """
+_V7_ALL_TABLES = """
 CREATE TABLE IF NOT EXISTS alert_episodes (dedup_key TEXT PRIMARY KEY, rule TEXT NOT NULL,
     alert_id TEXT NOT NULL, started_at REAL NOT NULL, acked_by TEXT, acked_at REAL,
     ack_comment TEXT, escalated_at REAL);
@@ -152,11 +174,11 @@ CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, epoch INTEGER N
 """
 
 
-def _v6(db: sqlite3.Connection) -> None:
-    _script(db, _V6_ALL_TABLES)
+def _v7(db: sqlite3.Connection) -> None:
+    _script(db, _V7_ALL_TABLES)
 
 
-STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6)
+STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
 LATEST = len(STEPS)
 
 

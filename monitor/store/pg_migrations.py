@@ -1,6 +1,6 @@
 """Versioned schema of the PostgreSQL store, the one place its tables are created.
 
-The same tables as SQLite's (``migrations.py`` v6) in PostgreSQL's types, plus what
+The same tables as SQLite's (``migrations.py`` v7) in PostgreSQL's types, plus what
 several processes on one database need: ``posts.part`` (the partition a worker
 stored a post for, see monitor/cluster) and ``partitions`` (per partition: the post
 sequence its detector checkpoint covers and the stream position processed).
@@ -79,6 +79,13 @@ CREATE TABLE outbound_approved (id TEXT PRIMARY KEY, brand TEXT, body TEXT NOT N
     valid_until DOUBLE PRECISION NOT NULL, rowid BIGSERIAL NOT NULL);
 CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, epoch BIGINT NOT NULL,
     expires_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE alert_acks (
+    seq BIGSERIAL PRIMARY KEY, dedup_key TEXT NOT NULL,
+    episode_started DOUBLE PRECISION NOT NULL, alert_id TEXT NOT NULL,
+    action TEXT NOT NULL, "by" TEXT NOT NULL, at DOUBLE PRECISION NOT NULL,
+    comment TEXT NOT NULL DEFAULT '');
+CREATE INDEX alert_acks_key ON alert_acks (dedup_key, episode_started);
+CREATE INDEX alert_acks_alert ON alert_acks (alert_id);
 CREATE TABLE partitions (part INTEGER PRIMARY KEY, checkpoint_seq BIGINT NOT NULL DEFAULT 0,
     stream_seq BIGINT NOT NULL DEFAULT 0)
 """

@@ -47,6 +47,23 @@ class Aggregate:
 
 
 @dataclass(frozen=True, slots=True)
+class AckEntry:
+    """One acknowledgement or un-acknowledgement of an episode (monitor.route.acks)."""
+
+    dedup_key: str
+    episode_started: datetime
+    alert_id: str
+    action: str  # ack | unack
+    by: str
+    at: datetime
+    comment: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "by": self.by, "at": iso(self.at),
+                "comment": self.comment, "alert_id": self.alert_id}
+
+
+@dataclass(frozen=True, slots=True)
 class Episode:
     """An alert key's firing episode (monitor.route.lifecycle)."""
 
@@ -58,13 +75,15 @@ class Episode:
     acked_at: datetime | None = None
     ack_comment: str | None = None
     escalated_at: datetime | None = None
+    history: tuple[AckEntry, ...] = ()  # every ack and unack, oldest first
 
     def to_json(self) -> dict[str, Any]:
         return {"dedup_key": self.dedup_key, "rule": self.rule, "alert_id": self.alert_id,
                 "started_at": iso(self.started_at), "acked_by": self.acked_by,
                 "acked_at": iso(self.acked_at) if self.acked_at else None,
                 "comment": self.ack_comment,
-                "escalated_at": iso(self.escalated_at) if self.escalated_at else None}
+                "escalated_at": iso(self.escalated_at) if self.escalated_at else None,
+                "acks": [entry.to_json() for entry in self.history]}
 
 
 @dataclass(frozen=True, slots=True)

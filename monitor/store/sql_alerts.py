@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from monitor.model import Alert, Silence
-from monitor.store.records import AlertGroup, Episode
+from monitor.store.records import AckEntry, AlertGroup, Episode
 from monitor.store.sqlbase import SqlCore, dt, opt_dt, ts
 
 ALERT_COLUMNS = ("id, dedup_key, rule, kind, brand, severity, state, title, summary, "
@@ -24,6 +24,28 @@ def alert_from_row(row: Sequence[Any]) -> Alert:
         id=row[0], dedup_key=row[1], rule=row[2], kind=row[3], brand=row[4], severity=row[5],
         state=row[6], title=row[7], summary=row[8], created_at=dt(row[9]),
         channels=tuple(orjson.loads(row[10])), details=orjson.loads(row[11]))
+
+
+_ACK_COLUMNS = 'dedup_key, episode_started, alert_id, action, "by", at, comment, seq'
+
+
+def _ack(row: Sequence[Any]) -> AckEntry:
+    return AckEntry(row[0], dt(row[1]), row[2], row[3], row[4], dt(row[5]), row[6])
+
+
+def glob_to_like(pattern: str) -> str:
+    """A shell glob (``*``, ``?``) as a LIKE pattern with ``!`` as the escape."""
+    out = []
+    for char in pattern:
+        if char in "!%_":
+            out.append("!" + char)
+        elif char == "*":
+            out.append("%")
+        elif char == "?":
+            out.append("_")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _episode(row: Sequence[Any]) -> Episode:
@@ -58,15 +80,25 @@ class SqlAlerts(SqlCore):
             (alert_id, channel, ts(not_before) if not_before else 0.0, ts(now))) == 1
 
     def alerts(self, *, since: datetime | None = None, brand: str | None = None,
-               limit: int = 100) -> list[Alert]:
+               limit: int = 100, rule: str | None = None) -> list[Alert]:
+        """Stored alerts, newest first; ``brand`` and ``rule`` match case-insensitively
+        (``rule`` may be a glob: ``churn*``)."""
         sql = f"SELECT {ALERT_COLUMNS} FROM alerts WHERE created_at>=?"
         params: list[Any] = [ts(since) if since else 0.0]
         if brand is not None:
-            sql += " AND brand=?"
+            sql += " AND lower(brand)=lower(?)"
             params.append(brand)
+        if rule is not None:
+            sql += " AND lower(rule) LIKE lower(?) ESCAPE '!'"
+            params.append(glob_to_like(rule))
         sql += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
         params.append(limit)
         return [alert_from_row(row) for row in self._rows(sql, params)]
+
+    def alert_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        rows = self._rows("SELECT id FROM alerts WHERE substr(id, 1, ?)=? ORDER BY id LIMIT ?",
+                          (len(prefix), prefix, limit))
+        return [str(r[0]) for r in rows]
 
     def get_alert(self, alert_id: str) -> Alert | None:
         row = self._one(f"SELECT {ALERT_COLUMNS} FROM alerts WHERE id=?", (alert_id,))
@@ -116,6 +148,39 @@ class SqlAlerts(SqlCore):
     def ack_episode(self, dedup_key: str, by: str, comment: str, at: datetime) -> None:
         self._run("UPDATE alert_episodes SET acked_by=?, acked_at=?, ack_comment=? "
                   "WHERE dedup_key=?", (by, ts(at), comment, dedup_key))
+
+    def unack_episode(self, dedup_key: str) -> None:
+        self._run("UPDATE alert_episodes SET acked_by=NULL, acked_at=NULL, ack_comment=NULL "
+                  "WHERE dedup_key=?", (dedup_key,))
+
+    # lifecycle: the acknowledgement history ------------------------------------------
+    def append_ack(self, entry: AckEntry) -> None:
+        self._run('INSERT INTO alert_acks (dedup_key, episode_started, alert_id, action, "by", '
+                  "at, comment) VALUES (?,?,?,?,?,?,?)",
+                  (entry.dedup_key, ts(entry.episode_started), entry.alert_id, entry.action,
+                   entry.by, ts(entry.at), entry.comment))
+
+    def ack_history(self, episodes: Iterable[tuple[str, datetime]]
+                    ) -> dict[tuple[str, float], list[AckEntry]]:
+        wanted = {(key, ts(started)) for key, started in episodes}
+        rows = self._in_chunks(f"SELECT {_ACK_COLUMNS} FROM alert_acks WHERE dedup_key IN "
+                               "({marks}) ORDER BY seq", sorted({key for key, _ in wanted}))
+        rows.sort(key=lambda r: r[-1])
+        found: dict[tuple[str, float], list[AckEntry]] = {}
+        for row in rows:
+            slot = (row[0], float(row[1]))
+            if slot in wanted:
+                found.setdefault(slot, []).append(_ack(row))
+        return found
+
+    def acks_by_alert(self, alert_ids: Iterable[str]) -> dict[str, list[AckEntry]]:
+        rows = self._in_chunks(f"SELECT {_ACK_COLUMNS} FROM alert_acks WHERE alert_id IN "
+                               "({marks}) ORDER BY seq", sorted(set(alert_ids)))
+        rows.sort(key=lambda r: r[-1])
+        found: dict[str, list[AckEntry]] = {}
+        for row in rows:
+            found.setdefault(row[2], []).append(_ack(row))
+        return found
 
     def mark_escalated(self, dedup_key: str, at: datetime) -> None:
         self._run("UPDATE alert_episodes SET escalated_at=? WHERE dedup_key=?",

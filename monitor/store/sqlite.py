@@ -120,8 +120,13 @@ class SqliteStore(SqlStore, SqlAlerts, SqlOutbox, SqlReads):
 
 
 def state_path(config: Config, base: Path | None = None) -> Path:
-    """The SQLite file of ``config`` (relative paths under ``base`` when given)."""
-    path = Path(config.state_dir) / config.storage.path
+    """The SQLite file of ``config`` (relative paths under ``base`` when given). A
+    configuration with the demo source keeps its state in ``<state_dir>/demo/``: the
+    demo's simulated clock never touches a real state."""
+    folder = Path(config.state_dir)
+    if any(s.type == "demo" and s.enabled for s in config.sources):
+        folder = folder / "demo"
+    path = folder / config.storage.path
     return base / path if base is not None and not path.is_absolute() else path
 
 

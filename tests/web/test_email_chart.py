@@ -152,7 +152,7 @@ async def test_email_alerts_attach_the_chart_and_other_channels_do_not(
     assert (width, height) == (480, 180)
     assert colours[SPIKE] > 100 and colours[BAR] > 100 and colours[BAND] > 100
     assert not [p for p in vip_mail.walk() if p.get_content_type() == "image/png"]
-    assert "vip" in str(vip_mail["Subject"])
+    assert "followers, posted negatively about Acme" in str(vip_mail["Subject"])  # the vip rule
     assert not hooked[0].get("attachments")  # json:// is not an email channel
 
 

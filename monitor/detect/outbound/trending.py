@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -39,6 +40,7 @@ MAX_TERMS = 6
 KEYS_PER_POST = 12
 SCAN = 400  # characters of an inbound post read
 NEGATIVE = -0.5
+REBASE_HALF_LIVES = 400  # (~50 days of 3-hour half-lives) then every key is rescaled once
 _TOKEN = re.compile(r"#\w+|[^\W\d_][\w'’]*")
 _STEM = re.compile(r"(?:ings|ing|ers|er|ed|es|s)$")
 # capitalised words that are not names
@@ -90,26 +92,55 @@ def dark_words() -> tuple[frozenset[str], frozenset[str], PhraseSet]:
     return frozenset(words), frozenset(stem(w) for w in words), PhraseSet(pack["idioms"])
 
 
-class _Key:
-    __slots__ = ("dark", "label", "negative", "posts", "seen", "terms")
+#: what :func:`extract` finds in a post: ((key, label), ...) and its dark words
+Extracted = tuple[tuple[tuple[str, str], ...], tuple[str, ...]]
 
-    def __init__(self, label: str, seen: float) -> None:
+
+def extract(text: str) -> Extracted:
+    """An inbound post's keys (hashtags, names, dark-word stems; at most KEYS_PER_POST,
+    first SCAN characters) and dark words: a pure function of the text."""
+    words, _, _ = dark_words()
+    keys: dict[str, str] = {}
+    dark: list[str] = []
+    for index, match in enumerate(_TOKEN.finditer(text[:SCAN])):
+        token = match.group(0)
+        lower = token.casefold()
+        if "'" in lower or "’" in lower:
+            lower = lower.replace("'", "").replace("’", "")
+        if lower[0] == "#":
+            keys.setdefault(lower, token)
+            if lower[1:] in words:
+                dark.append(lower[1:])
+        elif lower in words:
+            dark.append(lower)
+            keys.setdefault("~" + stem(lower), lower)
+        elif token[0].isupper() and lower not in _NOT_NAMES and len(lower) >= 3 and (
+                index or not token.isalpha() or len(token) > 1):
+            keys.setdefault(lower, token)
+        if len(keys) >= KEYS_PER_POST:
+            break
+    return tuple(keys.items()), tuple(dark)
+
+
+class _Key:
+    """Counts of one key in *scaled* units (see TrendingContext._gain): adding at time t
+    adds gain(t), reading at time t divides by it, so nothing decays entry by entry."""
+
+    __slots__ = ("dark", "label", "negative", "posts", "terms")
+
+    def __init__(self, label: str) -> None:
         self.label = label
-        self.seen = seen
         self.posts = 0.0
         self.dark = 0.0
         self.negative = 0.0
         self.terms: dict[str, float] = {}
 
-    def decay(self, now: float, half_life: float) -> None:
-        if now > self.seen:
-            factor = math.exp2(-(now - self.seen) / half_life)
-            self.posts *= factor
-            self.dark *= factor
-            self.negative *= factor
-            for term in self.terms:
-                self.terms[term] *= factor
-            self.seen = now
+    def rescale(self, factor: float) -> None:
+        self.posts *= factor
+        self.dark *= factor
+        self.negative *= factor
+        for term in self.terms:
+            self.terms[term] *= factor
 
 
 class TrendingContext:
@@ -121,6 +152,7 @@ class TrendingContext:
         self._keys: OrderedDict[str, _Key] = OrderedDict()
         self.latest = 0.0
         self.observed = 0
+        self._ref: float | None = None  # event time at which the scale is 1
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -129,60 +161,62 @@ class TrendingContext:
         self._keys.clear()
         self.latest = 0.0
         self.observed = 0
+        self._ref = None
+
+    def _gain(self, now: float) -> float:
+        """2 ** ((now - ref) / half-life): exponential decay as a growing weight for new
+        posts; rebased (every key rescaled once) long before it could overflow."""
+        if self._ref is None:
+            self._ref = now
+        exponent = (now - self._ref) / self.half_life
+        if exponent > REBASE_HALF_LIVES:
+            factor = math.exp2(-exponent) if exponent < 1000 else 0.0  # long gone
+            for entry in self._keys.values():
+                entry.rescale(factor)
+            self._ref, exponent = now, 0.0
+        return math.exp2(exponent)
 
     def observe(self, post: Post, compound: float | None = None,
                 brands: tuple[str, ...] = ()) -> None:
         """One inbound post (the engine's hook): bounded work, bounded memory."""
-        now = post.created_at.timestamp()
+        self.observe_keys(post.created_at.timestamp(), extract(post.text), compound, brands)
+
+    def observe_keys(self, now: float, found: Extracted, compound: float | None = None,
+                     brands: tuple[str, ...] = ()) -> None:
+        """The same with the post's keys already extracted (:func:`extract` is pure: the
+        enrichment worker runs it, the engine only counts)."""
         self.latest = max(self.latest, now)
         self.observed += 1
-        words, _, _ = dark_words()
-        keys: dict[str, str] = {}
-        dark: list[str] = []
-        text = post.text[:SCAN]
-        for index, match in enumerate(_TOKEN.finditer(text)):
-            token = match.group(0)
-            lower = token.casefold().replace("'", "").replace("’", "")
-            if lower[0] == "#":
-                keys.setdefault(lower, token)
-                if lower[1:] in words:
-                    dark.append(lower[1:])
-            elif lower in words:
-                dark.append(lower)
-                keys.setdefault("~" + stem(lower), lower)
-            elif token[0].isupper() and lower not in _NOT_NAMES and len(lower) >= 3 and (
-                    index or not token.isalpha() or len(token) > 1):
-                keys.setdefault(lower, token)
-            if len(keys) >= KEYS_PER_POST:
-                break
-        for brand in brands[:3]:
-            keys["@" + brand.casefold()] = brand
+        keys, dark = found
+        if brands:
+            keys = (*keys, *(("@" + b.casefold(), b) for b in brands[:3]))
         negative = compound is not None and compound <= NEGATIVE
-        for key, label in keys.items():
-            self._count(key, label, now, dark, negative)
+        gain = self._gain(now)
+        for key, label in dict(keys).items():
+            self._count(key, label, gain, dark, negative)
         while len(self._keys) > self.max_keys:
             self._keys.popitem(last=False)
 
-    def _count(self, key: str, label: str, now: float, dark: list[str], negative: bool) -> None:
+    def _count(self, key: str, label: str, gain: float, dark: Sequence[str],
+               negative: bool) -> None:
         entry = self._keys.get(key)
         if entry is None:
-            entry = self._keys[key] = _Key(label, now)
+            entry = self._keys[key] = _Key(label)
         else:
             self._keys.move_to_end(key)
-            entry.decay(now, self.half_life)
-        entry.posts += 1.0
+        entry.posts += gain
         if dark:
-            entry.dark += 1.0
+            entry.dark += gain
             for term in dict.fromkeys(dark):
                 if term in entry.terms or len(entry.terms) < MAX_TERMS:
-                    entry.terms[term] = entry.terms.get(term, 0.0) + 1.0
-                else:  # full: the weakest term makes way
+                    entry.terms[term] = entry.terms.get(term, 0.0) + gain
+                else:  # full: the weakest term (decayed below one post) makes way
                     weakest = min(entry.terms, key=entry.terms.__getitem__)
-                    if entry.terms[weakest] < 1.0:
+                    if entry.terms[weakest] < gain:
                         del entry.terms[weakest]
-                        entry.terms[term] = 1.0
+                        entry.terms[term] = gain
         if negative:
-            entry.negative += 1.0
+            entry.negative += gain
 
     def keys_of(self, view: TextView) -> list[str]:
         """The keys an outbound post could match (idioms like "bath bombs" taken out)."""
@@ -206,18 +240,19 @@ class TrendingContext:
         if brand:
             keys.append("@" + brand.casefold())
         hits = []
+        scale = 1.0 / self._gain(now) if self._keys else 1.0
         for key in keys:
             entry = self._keys.get(key)
             if entry is None:
                 continue
-            entry.decay(now, self.half_life)
-            if entry.posts < min_posts:
+            posts = entry.posts * scale
+            if posts < min_posts:
                 continue
             named = key[0] not in "~@"
             if entry.dark / entry.posts >= dark_share or (
                     named and entry.negative / entry.posts >= 0.75):
                 terms = tuple(sorted(entry.terms, key=lambda t: -entry.terms[t])[:3])
                 hits.append(TrendHit(entry.label if key[0] != "~" else f"'{entry.label}'",
-                                     entry.posts, entry.dark, entry.negative, terms,
-                                     brand=key[0] == "@"))
+                                     posts, entry.dark * scale, entry.negative * scale,
+                                     terms, brand=key[0] == "@"))
         return hits
