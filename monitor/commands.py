@@ -51,6 +51,10 @@ def check(config_path: Path) -> int:
 
 
 REPLAY_CHUNK = 2000
+# Retention in event time, as the daemon applies it hourly in wall time: a long replay
+# keeps the last ``storage.retention`` of posts (and ``alert_retention`` of alerts), so
+# its per-post cost does not grow with the length of the file.
+REPLAY_PRUNE_EVERY = timedelta(hours=1)
 
 
 def _chunks(posts_path: Path, malformed: list[int]) -> Iterator[list[Post]]:
@@ -98,6 +102,18 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
             for alert in alerts:
                 out.write(json.dumps(alert.to_json(), default=str) + "\n")
             alerts.clear()
+            prune()
+
+        pruned = [clock.now()]
+
+        def prune() -> None:
+            now = clock.now()
+            if now - pruned[0] < REPLAY_PRUNE_EVERY:
+                return
+            pruned[0] = now
+            for step in engine.prune_steps():
+                while step():
+                    pass
 
         chunks = _chunks(posts_path, malformed)
         progress = Progress("replaying", "posts")

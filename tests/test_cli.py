@@ -42,6 +42,28 @@ def test_replay_writes_alerts_as_jsonl_and_skips_malformed(project: Path,
     assert "skipped 3 malformed" in capsys.readouterr().err
 
 
+def test_replay_applies_retention_in_event_time(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay longer than ``storage.retention`` keeps only the last retention of posts,
+    as the daemon would (its cost per post must not grow with the file's length)."""
+    config = write_project(tmp_path, BASE_CONFIG + "storage:\n  retention: 8d\n")
+    posts = steady(T0, 20 * 24, 1)
+    src = _write_jsonl(tmp_path / "posts.jsonl", [p.to_json() for p in posts])
+    kept: list[int] = []
+    original = commands.SqliteStore.close
+
+    def close(store: commands.SqliteStore) -> None:
+        kept.append(store.post_count())
+        original(store)
+
+    monkeypatch.setattr(commands.SqliteStore, "close", close)
+    assert main(["replay", str(src), "-c", str(config), "--alerts-out",
+                 str(tmp_path / "alerts.jsonl")]) == 0
+    per_day = len(posts) / 20
+    # 8 days kept, plus at most the last hour and a chunk of event time before a prune
+    assert 7.5 * per_day < kept[0] < 9.5 * per_day, (kept, len(posts))
+
+
 def test_backtest_prints_fired_bucket_timestamps(project: Path, tmp_path: Path) -> None:
     series = tmp_path / "series"
     series.mkdir()
