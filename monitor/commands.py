@@ -144,6 +144,7 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
         progress.done()
         engine.checkpoint(force=True)
         size = sum(f.stat().st_size for f in Path(tmp).glob("replay.db*"))
+        kept = store.post_count()
         metrics = engine.metrics
         unmatched = _total(metrics.unmatched)
         raised = _by_label(metrics.alerts, "rule")
@@ -152,8 +153,8 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
     sys.stderr.write(
         f"replayed {processed} post(s) in {elapsed:.1f}s ({rate:,.0f} posts/s): "
         f"{sum(raised.values())} alert(s) ({by_rule}); {unmatched} matched no brand; "
-        f"skipped {malformed[0]} malformed; store {size / max(processed, 1):,.0f} "
-        f"bytes/post\n")
+        f"skipped {malformed[0]} malformed; store {size / max(kept, 1):,.0f} "
+        f"bytes/post ({kept} post(s) kept by retention)\n")
     return 0
 
 
