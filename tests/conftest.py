@@ -127,10 +127,11 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
             opened.append(SqliteStore(tmp_path / f"{name}.db"))
         else:
+            server = request.getfixturevalue("pg_server")  # skips without PostgreSQL
             from monitor.store.postgres import PostgresStore
 
             if name not in dsns:
-                dsns[name] = request.getfixturevalue("pg_server").new_database()
+                dsns[name] = server.new_database()
             opened.append(PostgresStore(dsns[name]))
         return opened[-1]
 

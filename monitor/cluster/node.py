@@ -22,12 +22,11 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.clock import WallClock
 from monitor.cluster.lease import process_id
 from monitor.cluster.stream import PostStream, partition_of
-from monitor.cluster.worker import WorkerRole
 from monitor.config.loader import load_config, load_rules
 from monitor.config.schema import ClusterConfig, Config
 from monitor.enrich.enricher import build_analyzer
@@ -39,7 +38,9 @@ from monitor.notify.channels import build_notifiers
 from monitor.notify.outbox import OutboxWorker
 from monitor.store.api import Store
 from monitor.store.factory import open_store
-from monitor.store.postgres import PostgresStore
+
+if TYPE_CHECKING:  # psycopg (the cluster extra) is imported once the settings are checked
+    from monitor.cluster.worker import WorkerRole
 
 log = logging.getLogger(__name__)
 ROLES = ("all", "ingest", "worker", "notify")
@@ -65,7 +66,9 @@ class ClusterNode:
         self.cluster = cluster_of(self.config, role)
         self.rules = load_rules(Path(self.config.rules_dir), self.config)
         self.metrics = Metrics()
-        store = open_store(self.config)
+        store = open_store(self.config)  # a clear error without the cluster extra
+        from monitor.store.postgres import PostgresStore
+
         assert isinstance(store, PostgresStore)
         self.pg = store
         self.store: Store = store
@@ -135,6 +138,8 @@ class ClusterNode:
             if self.role in ("notify", "all"):
                 tasks.append(asyncio.create_task(self._deliver(), name="outbox"))
             if self.role in ("worker", "all"):
+                from monitor.cluster.worker import WorkerRole
+
                 self.worker = WorkerRole(
                     self.config, self.rules, self.cluster, self.pg.dsn, self.stream,
                     self.owner, self.metrics, build_analyzer(self.config),
