@@ -228,4 +228,5 @@ def test_storm_across_20_brands_with_a_worker_killed_and_nats_restarted(
         for proc in procs:
             if proc.proc is not None and proc.proc.poll() is None:
                 proc.proc.kill()
+                proc.proc.wait(30)  # reaped: no process outlives its test
         hook.stop()

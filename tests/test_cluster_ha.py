@@ -113,4 +113,5 @@ def test_sigkill_the_active_daemon_mid_storm_and_the_standby_takes_over(
         for daemon in daemons:
             if daemon.proc is not None and daemon.proc.poll() is None:
                 daemon.proc.kill()
+                daemon.proc.wait(30)  # reaped: no process outlives its test
         hook.stop()

@@ -77,6 +77,7 @@ class ClusterNode:
         self.matcher = BrandMatcher(self.config.brands)
         self.clock = WallClock()
         self.stopping = asyncio.Event()
+        self.failed = False
         self.outbox_wake = asyncio.Event()
         self.worker: WorkerRole | None = None
         self.published = 0
@@ -155,6 +156,8 @@ class ClusterNode:
                                           max_future=self.config.max_future)
                 stack.push_async_callback(runner.cleanup)
                 self.http_port = bound_port(runner)
+            for task in tasks:
+                task.add_done_callback(self._fatal)
             log.info("brand-monitor %s running as %s (%d partition(s), stream %s)",
                      self.role, self.owner, self.cluster.partitions, self.cluster.stream)
             await self.stopping.wait()
@@ -169,7 +172,17 @@ class ClusterNode:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         log.info("stopped")
-        return 0
+        return 1 if self.failed else 0
+
+    def _fatal(self, task: asyncio.Task[Any]) -> None:
+        """A role's task that dies on its own stops the process (non-zero exit), so the
+        service manager restarts it instead of leaving a process that looks alive."""
+        if task.cancelled() or self.stopping.is_set() or task.exception() is None:
+            return
+        log.error("%s stopped unexpectedly: %r; shutting down", task.get_name(),
+                  task.exception())
+        self.failed = True
+        self.stopping.set()
 
     def _start_sources(self) -> list[asyncio.Task[Any]]:
         from monitor.sources.base import SOURCES, SourceContext

@@ -136,6 +136,11 @@ class WorkerRole:
                     await self.balance()
                 except StoreError as exc:
                     log.warning("worker: balancing skipped: %s", exc)
+                except Exception as exc:  # e.g. NATS restarting while a
+                    # partition's consumer is created: the worker must outlive it (a dead
+                    # balancer would hold no partition and take none ever again)
+                    log.warning("worker: balancing failed, retrying in %.1f s: %r",
+                                self.member.renew_every, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), self.member.renew_every)
         finally:
@@ -171,6 +176,14 @@ class WorkerRole:
             if part in self.owned or f"part/{part}" in held:
                 continue
             await self._take(part)
+            self._renew_held()  # taking one recovers its engine: keep the others' leases
+
+    def _renew_held(self) -> None:
+        """Renew the member lease and every partition lease held (a lost one is dropped
+        by the next round)."""
+        self.member.renew()
+        for partition in self.owned.values():
+            partition.keeper.renew()
 
     async def _take(self, part: int) -> None:
         keeper = self._keeper(part)

@@ -1,0 +1,100 @@
+"""A worker role outlives a NATS outage that catches it taking partitions: it keeps
+balancing and takes them once the stream answers again (a real nats-server and
+PostgreSQL; the role runs in this process)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from monitor.config.schema import BrandConfig, ClusterConfig, Config, RuleSet, StorageConfig
+from monitor.enrich.enricher import build_analyzer
+from monitor.metrics import Metrics
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def nats_server() -> Iterator[Any]:
+    from tests.nats_server import start_or_skip
+
+    server = start_or_skip()
+    yield server
+    server.close()
+
+
+async def _until(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def test_a_worker_outlives_nats_down_while_taking_partitions(pg_dsn: str,
+                                                              nats_server: Any) -> None:
+    from monitor.cluster.stream import PostStream
+    from monitor.cluster.worker import WorkerRole
+
+    cluster = ClusterConfig(node="w", nats_url=nats_server.url, partitions=2,
+                            lease_ttl=timedelta(seconds=1))
+    config = Config(brands=(BrandConfig(name="Acme", keywords=("acme",)),),
+                    storage=StorageConfig(backend="postgres", dsn=pg_dsn), cluster=cluster)
+
+    async def scenario() -> None:
+        stream = await PostStream(cluster).connect()
+        nats_server.stop()  # down before the first partition's consumer is created
+        role = WorkerRole(config, RuleSet(), cluster, pg_dsn, stream, "w/1", Metrics(),
+                          build_analyzer(config), on_alerts=lambda: None)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(role.run(stopping))
+        try:
+            await asyncio.sleep(2.0)  # several balancing rounds against a dead NATS
+            assert not task.done(), task.exception() if task.done() else None
+            assert not role.owned
+            nats_server.start()
+            await _until(lambda: len(role.owned) == 2 or task.done(), 30,
+                         "both partitions taken after NATS came back")
+            assert not task.done(), task.exception() if task.done() else None
+            assert sorted(role.owned) == [0, 1]
+        finally:
+            stopping.set()
+            await asyncio.wait_for(task, 30)
+            await stream.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_role_task_that_dies_stops_the_node_with_a_failure(pg_dsn: str, nats_server: Any,
+                                                             tmp_path: Any,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """A dead worker balancer must not leave a process that looks alive: the node
+    stops and exits 1, so the service manager restarts it."""
+    from monitor.cluster import node as node_module
+    from monitor.cluster.worker import WorkerRole
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text("rules: []\n")
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "state_dir: state\nbrands:\n  - name: Acme\n    keywords: [acme]\n"
+        "channels:\n  - {name: console, url: 'console://'}\nhttp: {enabled: false}\n"
+        f"sentiment:\n  packs: []\n  lexicon_dir: {ROOT / 'rules' / 'lexicons'}\n"
+        "storage: {backend: postgres, dsn: '${BM_TEST_DSN}'}\n"
+        "cluster: {nats_url: '${BM_NATS}', partitions: 2, lease_ttl: 1s}\n")
+    monkeypatch.setenv("BM_TEST_DSN", pg_dsn)
+    monkeypatch.setenv("BM_NATS", nats_server.url)
+
+    async def broken(self: WorkerRole, stopping: asyncio.Event) -> None:
+        self.store.close()  # what the real run() does on its way out
+        raise RuntimeError("balancer bug")
+
+    monkeypatch.setattr(WorkerRole, "run", broken)
+    node = node_module.ClusterNode(config, "worker")
+    assert asyncio.run(asyncio.wait_for(node.run(), 30)) == 1
+    assert node.failed
