@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor import logs
+from monitor import heap, logs
 from monitor.clock import Clock, WallClock
 from monitor.cluster.ha import ActiveLease
 from monitor.cluster.lease import process_id
@@ -377,10 +377,9 @@ class Daemon:
             stack.push_async_callback(_cancel, sources)
             ticker = asyncio.create_task(self._tick(), name="ticker")
             watchdog = asyncio.create_task(watchdog_loop(self.sd, self.healthy))
-            probe = asyncio.create_task(self._probe_loop(), name="loop-probe")
             watcher = asyncio.create_task(self._watch_rules(), name="rules-watcher")
             approved = asyncio.create_task(self._watch_approved(), name="approved-folder")
-            stack.push_async_callback(_cancel, [ticker, watchdog, watcher, approved, probe])
+            stack.push_async_callback(_cancel, [ticker, watchdog, watcher, approved])
             await asyncio.sleep(0)  # the tasks take their first look (rules fingerprint...)
             # HTTP last: a /healthz answer means everything is running
             if self.config.http.enabled:
@@ -395,6 +394,12 @@ class Daemon:
                 stack.push_async_callback(runner.cleanup)
                 self.http_port = _port(runner)
                 log.info("http listening on %s:%s", self.config.http.host, self.http_port)
+            frozen = heap.settle()  # start-up state out of the collector's walks
+            stack.callback(heap.unsettle)
+            log.debug("%d objects frozen after start-up", frozen)
+            # stalls are measured from here: start-up (imports, recovery) is not serving
+            probe = asyncio.create_task(self._probe_loop(), name="loop-probe")
+            stack.push_async_callback(_cancel, [probe])
             self.sd.ready()
             self.sd.status(f"monitoring {len(self.config.brands)} brand(s), "
                            f"{len(self.engine.rules.rules)} rule(s)")

@@ -312,3 +312,21 @@ def test_required_strings_skip_the_engine_but_never_change_the_answer() -> None:
         for text in ("CODE  RED now", "please SEND NOW", "wire now", "bar", "nothing"):
             assert matcher(text) == bool(re.search(pattern, text, re.IGNORECASE)), (pattern,
                                                                                       text)
+
+
+def test_a_new_outbound_detector_has_its_packs_loaded_before_the_first_post() -> None:
+    """The first outbound post must not load the data packs on the daemon's event loop
+    (a 200 ms stall was measured): constructing the detector warms the screen."""
+    from monitor.config.schema import BrandConfig, Rule
+    from monitor.detect.outbound import checks_events, vocab
+    from monitor.detect.outbound.detector import OutboundDetector
+
+    vocab.events_pack.cache_clear()
+    vocab.identity_pack.cache_clear()
+    checks_events.events.cache_clear()
+    rule = Rule(name="outbound", signal="outbound", channels=("c",),
+                params=OutboundParams())
+    OutboundDetector(rule, BrandConfig(name="Acme", keywords=("acme",)))
+    assert vocab.events_pack.cache_info().currsize == 1
+    assert vocab.identity_pack.cache_info().currsize == 1
+    assert checks_events.events.cache_info().currsize >= 1

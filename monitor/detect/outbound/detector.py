@@ -42,6 +42,7 @@ class OutboundDetector(Detector):
         self.params: OutboundParams = rule.params or OutboundParams()
         names = (brand.name, *brand.handles)
         self.screener = OutboundScreen(self.params, brand.allowed_domains, names)
+        self.screener.warm()  # at start-up or reload, not on the first post
         # the engine's watchlist and ledger; standalone (tests, tools): an empty one
         self.runtime = ctx.outbound if ctx is not None else OutboundRuntime()
         self.recent: deque[datetime] = deque(maxlen=MAX_RECENT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from monitor.detect.outbound import (
     checks_content,
@@ -62,6 +62,14 @@ class OutboundScreen:
         self.allowed = self.setup.allowed
         self._plan = plan("text", params) if len(CHECKS) else []
         self._checks = len(CHECKS)
+
+    def warm(self) -> None:
+        """Build what the checks load on first use (data packs, vocabularies, patterns)
+        now: the first outbound post must not pay for it on the daemon's event loop
+        (a 200 ms stall was measured). Cached per parameter set, so cheap when repeated."""
+        self.screen("We are sorry to hear about the storm, our team is on it: 20% off "
+                    "#travel today at https://example.com with @support", compound=0.0,
+                    at=datetime(2000, 1, 1, tzinfo=UTC))
 
     def screen(self, text: str, *, watch: Sequence[Watch] = (), compound: float | None = None,
                trending: Trending | None = None, brand: str | None = None,
