@@ -98,3 +98,50 @@ def test_a_role_task_that_dies_stops_the_node_with_a_failure(pg_dsn: str, nats_s
     node = node_module.ClusterNode(config, "worker")
     assert asyncio.run(asyncio.wait_for(node.run(), 30)) == 1
     assert node.failed
+
+
+def test_a_takeover_keeps_what_no_commit_acknowledged(nats_server: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages delivered but never acknowledged (a lost delivery around a NATS
+    restart, or the batch a dead owner was processing) are delivered again to the next
+    owner, even when the committed position is already past them (later messages were
+    committed first): the takeover must not restart the consumer after that position."""
+    from datetime import UTC, datetime
+
+    from monitor.cluster import stream as stream_module
+    from monitor.cluster.stream import PostStream
+    from monitor.model import Author, Post
+
+    monkeypatch.setattr(stream_module, "ACK_WAIT", 1.0)
+    cluster = ClusterConfig(nats_url=nats_server.url, partitions=1, stream="gaps")
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+
+    async def scenario() -> None:
+        stream = await PostStream(cluster).connect()
+        try:
+            for i in range(10):
+                await stream.publish(0, Post(id=f"p{i}", source="t", kind="mention",
+                                             author=Author(id="a", handle="a"),
+                                             text=f"acme {i}", created_at=at))
+            first = await stream.consumer(0, 0)
+            lost = await first.fetch(5, 2.0)  # delivered, never acknowledged
+            assert [m.post.id for m in lost if m.post] == [f"p{i}" for i in range(5)]
+            rest = await first.fetch(5, 2.0)
+            await first.ack(rest)  # p5..p9 processed and committed first
+            committed = rest[-1].seq
+            await first.close()
+            # the next owner starts from the committed position ...
+            second = await stream.consumer(0, committed)
+            again: list[str] = []
+            deadline = time.monotonic() + 15
+            while len(again) < 5 and time.monotonic() < deadline:
+                got = await second.fetch(5, 1.0)
+                again += [m.post.id for m in got if m.post]
+                await second.ack(got)
+            # ... and still gets the five that no commit acknowledged
+            assert sorted(again) == [f"p{i}" for i in range(5)]
+            await second.close()
+        finally:
+            await stream.close()
+
+    asyncio.run(scenario())

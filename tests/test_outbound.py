@@ -316,17 +316,27 @@ def test_required_strings_skip_the_engine_but_never_change_the_answer() -> None:
 
 def test_a_new_outbound_detector_has_its_packs_loaded_before_the_first_post() -> None:
     """The first outbound post must not load the data packs on the daemon's event loop
-    (a 200 ms stall was measured): constructing the detector warms the screen."""
-    from monitor.config.schema import BrandConfig, Rule
-    from monitor.detect.outbound import checks_events, vocab
-    from monitor.detect.outbound.detector import OutboundDetector
+    (a 200 ms stall was measured): constructing the detector warms the screen. Checked
+    in a fresh interpreter (this one has the packs cached by earlier tests): once the
+    detector exists, screening must not read a pack file."""
+    import subprocess
+    import sys
 
-    vocab.events_pack.cache_clear()
-    vocab.identity_pack.cache_clear()
-    checks_events.events.cache_clear()
-    rule = Rule(name="outbound", signal="outbound", channels=("c",),
-                params=OutboundParams())
-    OutboundDetector(rule, BrandConfig(name="Acme", keywords=("acme",)))
-    assert vocab.events_pack.cache_info().currsize == 1
-    assert vocab.identity_pack.cache_info().currsize == 1
-    assert checks_events.events.cache_info().currsize >= 1
+    script = """
+from monitor.config.schema import BrandConfig, Rule
+from monitor.detect.outbound import OutboundParams, vocab
+from monitor.detect.outbound.detector import OutboundDetector
+
+rule = Rule(name="outbound", signal="outbound", channels=("c",), params=OutboundParams())
+detector = OutboundDetector(rule, BrandConfig(name="Acme", keywords=("acme",)))
+
+read = vocab._read
+loaded = []
+vocab._read = lambda name: loaded.append(name) or read(name)
+result = detector.screener.screen("Hurricane Sandy got you down? 25% off today #sandy")
+assert not loaded, f"packs read on the first post: {loaded}"
+assert any(f.check == "newsjacking" for f in result.findings), result
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -11,9 +11,15 @@ drain the stream first (docs/scaling.md).
 
 **Positions.** The worker that owns a partition commits the stream sequence of the
 last message it processed together with the detector state, alerts and outbox rows
-(``PostgresStore.set_stream_seq``); a worker taking a partition over recreates the
-partition's durable consumer to start right after that committed position, so a
-message is processed by exactly one committed transaction.
+(``PostgresStore.set_stream_seq``), and acknowledges the messages only after that
+commit. A worker taking a partition over binds to the partition's existing durable
+consumer: JetStream still holds every message no committed transaction acknowledged
+(a batch the dead owner was processing, or a delivery lost when NATS restarted), and
+redelivers it after ``ACK_WAIT``; a redelivered post that is already stored is a
+duplicate to the engine, so it changes nothing. The committed position only starts a
+consumer that does not exist (a new stream, or JetStream's state lost): starting
+there after every takeover skipped messages delivered out of order around a NATS
+restart (seen: 39 of 24,175 posts never stored).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from monitor.model import Post
 log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT = 5.0  # seconds for one publish ack before it is retried
 PUBLISH_ATTEMPTS = 12  # ~1 minute of retries (a NATS restart) before an error
+#: a delivered message not acknowledged within this is delivered again (to the
+#: partition's owner then); a batch is processed and committed in well under a second
+ACK_WAIT = 15.0
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -131,16 +140,14 @@ class PostStream:
 
     # -- workers -----------------------------------------------------------------------
     async def consumer(self, part: int, after: int) -> Consumer:
-        """The partition's durable consumer, (re)created to start after stream sequence
-        ``after`` (the position the store has committed)."""
+        """The partition's durable consumer: the existing one (it redelivers what no
+        committed transaction acknowledged), or a new one starting after stream
+        sequence ``after`` (the position the store has committed)."""
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-        from nats.js.errors import NotFoundError
 
         durable = f"{self.name}-p{part}"
-        with contextlib.suppress(NotFoundError):
-            await self._js.delete_consumer(self.name, durable)
         config = ConsumerConfig(
-            durable_name=durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=60.0,
+            durable_name=durable, ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT,
             max_ack_pending=20_000, filter_subject=self.subject(part),
             deliver_policy=(DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL),
             opt_start_seq=after + 1 if after else None)
