@@ -132,14 +132,16 @@ def test_a_takeover_keeps_what_no_commit_acknowledged(nats_server: Any,
             await first.close()
             # the next owner starts from the committed position ...
             second = await stream.consumer(0, committed)
-            again: list[str] = []
+            want = {f"p{i}" for i in range(5)}
+            again: set[str] = set()
             deadline = time.monotonic() + 15
-            while len(again) < 5 and time.monotonic() < deadline:
+            while not want <= again and time.monotonic() < deadline:
                 got = await second.fetch(5, 1.0)
-                again += [m.post.id for m in got if m.post]
+                again |= {m.post.id for m in got if m.post}
                 await second.ack(got)
-            # ... and still gets the five that no commit acknowledged
-            assert sorted(again) == [f"p{i}" for i in range(5)]
+            # ... and still gets the five that no commit acknowledged (an acknowledged
+            # one may come again too: acks are not awaited; the engine drops duplicates)
+            assert want <= again, again
             await second.close()
         finally:
             await stream.close()
