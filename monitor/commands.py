@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from monitor import heap
 from monitor.clock import ManualClock
 from monitor.config.loader import load_all
 from monitor.config.schema import Config, Rule, RuleSet
@@ -95,6 +96,8 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
         engine = Engine(config, rules, store, clock, Metrics(),
                         checkpoints=CheckpointPolicy(every_posts=200_000, every_seconds=1e18))
         engine.on_alerts = alerts.extend
+        heap.settle()
+        stack.callback(heap.unsettle)
         if alerts_out:
             stack.callback(out.close)
 

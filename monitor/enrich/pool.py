@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from monitor import heap
 from monitor.config.schema import Config
 from monitor.enrich.enricher import Enricher, Enrichment
 from monitor.model import Post
@@ -33,6 +34,7 @@ PARENT_CHECK_SECONDS = 0.5
 def _start(config: Config) -> None:
     global _ENRICHER
     _ENRICHER = Enricher(config)
+    heap.settle()  # lexicons and patterns out of the collector's walks
     parent = os.getppid()
     threading.Thread(target=_exit_with, args=(parent,), daemon=True,
                      name="parent-watch").start()
