@@ -31,7 +31,9 @@ def post(n: int, at: datetime, text: str = "flying with @acme today", *,
 def steady(start: datetime, hours: float, per_bucket: int, *, first_id: int = 0,
            seed: int = 1, texts: Iterable[str] = ("flying with @acme today", "acme lounge is nice",
                                                   "@acme what time is boarding")) -> list[Post]:
-    """Ordinary traffic: ~per_bucket mentions per 5 minutes from many authors."""
+    """Ordinary traffic: ~per_bucket mentions per 5 minutes from many authors, in whole
+    5-minute steps from ``start`` (an ``hours`` that is not a multiple of 5 minutes runs
+    past ``start + hours``, up to the end of its last step)."""
     rng = random.Random(seed)
     options = list(texts)
     posts = []

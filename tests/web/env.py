@@ -81,7 +81,11 @@ def history(now: datetime, hours: float = 3.0) -> list[Post]:
 
 
 def storm(now: datetime, n: int = 150) -> list[Post]:
-    return steady(now - timedelta(minutes=4), 4 / 60, n, first_id=900_000, seed=9,
+    """A complaint storm over the 5 minutes before ``now``, all dated before it: the
+    daemon accepts posts dated up to ``max_future`` ahead, but the pulse page draws
+    buckets up to the current one, so a post dated after ``now`` may land in a bucket
+    the page does not show yet (``steady`` places posts in whole 5-minute steps)."""
+    return steady(now - timedelta(minutes=5), 5 / 60, n, first_id=900_000, seed=9,
                   texts=("@acme the app is down, cannot log in", "acme charged me twice?!"))
 
 

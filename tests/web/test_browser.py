@@ -46,6 +46,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, chromium: str) -> Iterator[W
     try:
         now = env.now()
         posts = env.history(now) + env.storm(now)
+        assert max(p.created_at for p in posts) < now  # all in buckets the pages draw
         env.ingest(daemon, posts)
         env.ingest(daemon, [env.vip(1, now), env.outbound(1, now), env.outbound(2, now)])
         for rule in ("spike", "vip"):
@@ -93,19 +94,22 @@ def test_pulse_chart_renders_every_stored_bucket(browser: Any, world: World) -> 
     chart_ready(browser, "chart-b1")  # the overview: one chart per brand
     assert browser.execute_script("return document.body.dataset.chartsReady") == "2"
     def consistent() -> tuple[dict[str, Any], tuple[Any, ...]] | None:
-        # the daemon runs on the wall clock: a bucket may close between the page and the
-        # query, so compare a page and the store read within the same bucket
+        # the daemon runs on the wall clock: a checkpoint may store the new bucket's
+        # expected count between the page and the query, so compare the page with the
+        # store over the page's own buckets, and read both again until they agree
         browser.get(world.base + "/ui/pulse/Acme?range=24h")
         chart_ready(browser, "chart-mentions")
         read = browser.execute_script(
             "var u = bmCharts['chart-mentions'], y = u.data[4];"
             "return {buckets: u.data[0].length, first: u.data[0][0],"
+            "        last: u.data[0][u.data[0].length - 1],"
             "        points: y.filter(function (v) { return v !== null; }).length,"
             "        total: y.reduce(function (s, v) { return s + (v || 0); }, 0),"
             "        expected: u.data[3].filter(function (v) { return v !== null; }).length,"
             "        drawn: u.ctx.canvas.width > 0};")
         rows = world.stored("SELECT count(*), sum(posts), count(expected) FROM aggregates "
-                            "WHERE brand='Acme' AND start>=?", read["first"])[0]
+                            "WHERE brand='Acme' AND start>=? AND start<=?", read["first"],
+                            read["last"])[0]
         same = (read["points"], read["total"], read["expected"]) == tuple(rows)
         return (read, rows) if same else None
 
@@ -310,10 +314,13 @@ def test_the_whatif_backtest_charts_the_stored_history(browser: Any, world: Worl
     assert "at medium the rule would have fired" in summary.lower()
     # the table behind the chart marks the same buckets as the counts above it
     browser.find_element(By.CSS_SELECTOR, "#chart-whatif details.numbers summary").click()
+    # the table is built by the details' toggle event, a task queued by the click: the
+    # next WebDriver command may run before it
+    table = "#chart-whatif table.numbers-table"
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, table), 5, "the table")
     columns = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#chart-whatif table.numbers-table "
-        "tbody tr')).map(function (r) { return [r.children[2].textContent,"
-        " r.children[3].textContent]; });")
+        f"return Array.from(document.querySelectorAll('{table} tbody tr'))"
+        ".map(function (r) { return [r.children[2].textContent, r.children[3].textContent]; });")
     now_fires = sum(1 for c in columns if c[0] == "fires")
     new_fires = sum(1 for c in columns if c[1] == "fires")
     assert now_fires == int(browser.find_element(By.CSS_SELECTOR, ".count-current").text)
