@@ -35,8 +35,10 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
 
 
 class DaemonProcess:
-    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None, *,
+                 session: bool = False) -> None:
         self.config = config
+        self.session = session  # its own process group (signals to the group, as a TTY)
         self.port = port
         self.env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
         self.log = config.parent / "daemon.log"
@@ -46,7 +48,8 @@ class DaemonProcess:
         with self.log.open("ab") as handle:  # the child keeps its own descriptor
             self.proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "-c",
                                           str(self.config)], stdout=handle, stderr=handle,
-                                         env=self.env, cwd=self.config.parent)
+                                         env=self.env, cwd=self.config.parent,
+                                          start_new_session=self.session)
         wait_for(self.healthy, 30, "the daemon to answer /healthz")
         return self
 

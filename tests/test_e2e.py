@@ -148,6 +148,31 @@ def test_sighup_with_bad_rules_keeps_old_rules_and_sigterm_exits_0(tmp_path: Pat
             daemon.kill()
 
 
+def test_ctrl_c_stops_the_daemon_and_its_worker_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal sends SIGINT to the whole process group: the daemon and its
+    enrichment worker process must stop cleanly (exit 0, no traceback from either)."""
+    import os
+
+    http_port = free_port()
+    config = _config(tmp_path, http_port, free_port())
+    config.write_text(config.read_text() + "enrich_workers: 1\n")
+    daemon = DaemonProcess(config, http_port, {"BM_E2E_TOKEN": TOKEN}, session=True).start()
+    try:
+        now = datetime.now(UTC)
+        status, _ = daemon.request("POST", "/ingest", {"posts": _as_json(
+            steady(now - timedelta(minutes=30), 0.4, 3))}, token=TOKEN)
+        assert status == 202  # the worker has enriched a batch: it is running
+        assert daemon.proc is not None
+        os.killpg(daemon.proc.pid, signal.SIGINT)
+        assert daemon.proc.wait(30) == 0
+        log = daemon.log_text()
+        assert "stopped" in log
+        assert "Traceback" not in log and "KeyboardInterrupt" not in log, log[-3000:]
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.kill()
+
+
 def test_shipped_default_config_shows_real_alerts(tmp_path: Path) -> None:
     """The README's `make demo`: the shipped config, sped up 4x, raises every kind of
     alert, one console block each, its time marked simulated; a second `make demo`

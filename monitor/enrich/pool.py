@@ -14,6 +14,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +34,9 @@ PARENT_CHECK_SECONDS = 0.5
 
 def _start(config: Config) -> None:
     global _ENRICHER
+    # Ctrl-C in a terminal reaches the whole process group: the daemon drains and
+    # closes the pool itself, so the worker must not die mid-batch with a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _ENRICHER = Enricher(config)
     heap.settle()  # lexicons and patterns out of the collector's walks
     parent = os.getppid()
