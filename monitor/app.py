@@ -29,7 +29,7 @@ from monitor.config.loader import load_config, load_rules
 from monitor.config.schema import Config
 from monitor.detect.outbound.folder import default_validity, folder_specs, watch_folders
 from monitor.detect.outbound.runtime import OutboundRuntime
-from monitor.engine import CheckpointPolicy, Engine
+from monitor.engine import PRUNE_EVERY, CheckpointPolicy, Engine
 from monitor.enrich.enricher import Enrichment
 from monitor.enrich.pool import EnrichPool, workers_for
 from monitor.errors import BrandMonitorError, ConfigError, StoreError
@@ -56,7 +56,6 @@ BATCH = 200  # posts per engine transaction: ~10-40 ms of event-loop time
 INGEST_WAIT = 10.0  # seconds /ingest waits for its batch to be stored before a 503
 TICK_SECONDS = 2.0
 LOOP_PROBE_SECONDS = 0.1
-PRUNE_SECONDS = 3600.0
 RULES_POLL_SECONDS = 2.0
 DEAD_LETTER_REPORT = timedelta(hours=1)  # at most one dead-letter admin alert per channel
 UNPLACED_KEEP = 10_000  # posts whose reason /ingest may still ask for
@@ -216,7 +215,7 @@ class Daemon:
             self.outages.check(self.sources, self.clock.now())
             self._last_loop_beat = asyncio.get_running_loop().time()
             since_prune += TICK_SECONDS
-            if since_prune >= PRUNE_SECONDS:
+            if since_prune >= PRUNE_EVERY.total_seconds():
                 since_prune = 0.0
                 try:
                     await self.prune()

@@ -20,7 +20,7 @@ from monitor import heap
 from monitor.clock import ManualClock
 from monitor.config.loader import load_all
 from monitor.config.schema import Config, Rule, RuleSet
-from monitor.engine import CheckpointPolicy, Engine, build_analyzer
+from monitor.engine import PRUNE_EVERY, CheckpointPolicy, Engine, build_analyzer
 from monitor.enrich.pool import enrich_batch, fields, new_executor, workers_for
 from monitor.errors import BrandMonitorError, ConfigError, PostError
 from monitor.metrics import Metrics
@@ -52,10 +52,6 @@ def check(config_path: Path) -> int:
 
 
 REPLAY_CHUNK = 2000
-# Retention in event time, as the daemon applies it hourly in wall time: a long replay
-# keeps the last ``storage.retention`` of posts (and ``alert_retention`` of alerts), so
-# its per-post cost does not grow with the length of the file.
-REPLAY_PRUNE_EVERY = timedelta(hours=1)
 
 
 def _chunks(posts_path: Path, malformed: list[int]) -> Iterator[list[Post]]:
@@ -110,8 +106,11 @@ def replay(config_path: Path, posts_path: Path, alerts_out: Path | None) -> int:
         pruned = [clock.now()]
 
         def prune() -> None:
+            """Retention in event time, as the daemon applies it in wall time: a long
+            replay keeps the last ``storage.retention`` of posts, so its per-post cost
+            does not grow with the length of the file."""
             now = clock.now()
-            if now - pruned[0] < REPLAY_PRUNE_EVERY:
+            if now - pruned[0] < PRUNE_EVERY:
                 return
             pruned[0] = now
             for step in engine.prune_steps():

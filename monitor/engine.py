@@ -52,6 +52,8 @@ __all__ = ["CheckpointPolicy", "Engine", "Outcome", "build_analyzer", "state_pat
 
 log = logging.getLogger(__name__)
 RECOVERY_CHUNK = 2000
+#: how often retention runs: hourly in wall time in the daemon, in event time in replay
+PRUNE_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)

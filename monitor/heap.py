@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 
 YOUNG = (10_000, 10, 10)  # gc thresholds: generation 0, 1 and 2 (defaults 700, 10, 10)
+_before: list[tuple[int, int, int]] = []  # the thresholds settle() replaced
 
 
 def settle() -> int:
@@ -28,6 +29,7 @@ def settle() -> int:
     raise the young-generation threshold; returns how many objects are frozen."""
     gc.collect()
     gc.freeze()
+    _before.append(gc.get_threshold())
     gc.set_threshold(*YOUNG)
     return gc.get_freeze_count()
 
@@ -36,4 +38,5 @@ def unsettle() -> None:
     """Give frozen objects back to the collector and restore its thresholds (a daemon
     that stops inside a longer process, such as the tests, leaves it as it found it)."""
     gc.unfreeze()
-    gc.set_threshold(700, 10, 10)
+    if _before:
+        gc.set_threshold(*_before.pop())
