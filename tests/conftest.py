@@ -108,6 +108,18 @@ def pg_server() -> Iterator[Any]:
 
 
 @pytest.fixture
+def nats_server() -> Iterator[Any]:
+    """A real nats-server with JetStream for one test (tests/nats_server.py; it can be
+    stopped and started again on the same port and storage); skips with the reason
+    when the binary is not installed."""
+    from tests.nats_server import start_or_skip
+
+    server = start_or_skip()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def pg_dsn(pg_server: Any) -> str:
     """A fresh, migrated PostgreSQL database for one test."""
     return str(pg_server.new_database())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -31,6 +32,18 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
         if value:
             return value
         time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def wait_for_async(predicate: Any, seconds: float = 30.0,
+                         what: str = "condition") -> Any:
+    """:func:`wait_for` inside an event loop that must keep running meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
 

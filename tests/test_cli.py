@@ -6,7 +6,7 @@ import io
 import json
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -64,32 +64,30 @@ def test_replay_applies_retention_in_event_time(tmp_path: Path,
     assert 7.5 * per_day < kept[0] < 9.5 * per_day, (kept, len(posts))
 
 
-def test_backtest_prints_fired_bucket_timestamps(project: Path, tmp_path: Path) -> None:
-    series = tmp_path / "series"
-    series.mkdir()
+def _spike_series(folder: Path) -> tuple[list[str], datetime]:
+    """Four days of 5-minute counts around 20 with one bucket of 200, as ``flat.csv``
+    in ``folder/series``; returns the CSV lines and the spike's time."""
+    spike = 288 * 3 + 100
     lines = ["timestamp,value"]
     for i in range(288 * 4):
         at = T0 + timedelta(minutes=5 * i)
-        value = 200 if i == 288 * 3 + 100 else 20 + (i % 3)
-        lines.append(f"{at:%Y-%m-%d %H:%M:%S},{value}")
-    (series / "flat.csv").write_text("\n".join(lines) + "\n")
-    result = commands.backtest(project, [series], None)
-    spike_at = T0 + timedelta(minutes=5 * (288 * 3 + 100))
+        lines.append(f"{at:%Y-%m-%d %H:%M:%S},{200 if i == spike else 20 + (i % 3)}")
+    (folder / "series").mkdir()
+    (folder / "series" / "flat.csv").write_text("\n".join(lines) + "\n")
+    return lines, T0 + timedelta(minutes=5 * spike)
+
+
+def test_backtest_prints_fired_bucket_timestamps(project: Path, tmp_path: Path) -> None:
+    _, spike_at = _spike_series(tmp_path)
+    result = commands.backtest(project, [tmp_path / "series"], None)
     assert result == {"flat.csv": [f"{spike_at:%Y-%m-%d %H:%M:%S}"]}
 
 
 def test_backtest_reads_for_people_and_json_keeps_the_contract(
         project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines, spike_at = _spike_series(tmp_path)
     series = tmp_path / "series"
-    series.mkdir()
-    lines = ["timestamp,value"]
-    for i in range(288 * 4):
-        at = T0 + timedelta(minutes=5 * i)
-        value = 200 if i == 288 * 3 + 100 else 20 + (i % 3)
-        lines.append(f"{at:%Y-%m-%d %H:%M:%S},{value}")
-    (series / "flat.csv").write_text("\n".join(lines) + "\n")
     (series / "calm.csv").write_text("\n".join(lines[:200]) + "\n")
-    spike_at = T0 + timedelta(minutes=5 * (288 * 3 + 100))
     assert main(["backtest", "--series", str(series), "-c", str(project)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == ["calm.csv: no spike", f"flat.csv: 1 spike: {spike_at:%Y-%m-%d %H:%M:%S}",

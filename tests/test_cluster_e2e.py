@@ -13,7 +13,7 @@ import random
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,15 +31,6 @@ BRANDS = [f"brand{i:02d}" for i in range(20)]
 STORMY = BRANDS[::2]  # 10 brands get a complaint storm
 PARTITIONS = 8
 TOKEN = "cluster-test-token-0123456789"
-
-
-@pytest.fixture(scope="module")
-def nats_server() -> Iterator[Any]:
-    from tests.nats_server import start_or_skip
-
-    server = start_or_skip()
-    yield server
-    server.close()
 
 
 def posts_for(end: datetime, *, days: float = 2.0, per_bucket: int = 2,

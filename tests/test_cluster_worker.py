@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,23 +15,7 @@ from monitor.config.schema import BrandConfig, ClusterConfig, Config, RuleSet, S
 from monitor.enrich.enricher import build_analyzer
 from monitor.metrics import Metrics
 from tests.conftest import ROOT
-
-
-@pytest.fixture
-def nats_server() -> Iterator[Any]:
-    from tests.nats_server import start_or_skip
-
-    server = start_or_skip()
-    yield server
-    server.close()
-
-
-async def _until(condition: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+from tests.daemon import wait_for_async
 
 
 def test_a_worker_outlives_nats_down_while_taking_partitions(pg_dsn: str,
@@ -57,7 +40,7 @@ def test_a_worker_outlives_nats_down_while_taking_partitions(pg_dsn: str,
             assert not task.done(), task.exception() if task.done() else None
             assert not role.owned
             nats_server.start()
-            await _until(lambda: len(role.owned) == 2 or task.done(), 30,
+            await wait_for_async(lambda: len(role.owned) == 2 or task.done(), 30,
                          "both partitions taken after NATS came back")
             assert not task.done(), task.exception() if task.done() else None
             assert sorted(role.owned) == [0, 1]

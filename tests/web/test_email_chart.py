@@ -4,10 +4,8 @@ pixel by pixel; other channels and other alerts get no attachment."""
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import textwrap
-import time
 import zlib
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -25,7 +23,7 @@ from monitor.notify.channels import build_notifiers
 from monitor.notify.chartimg import BAND, BAR, SPIKE, AlertCharts, spike_chart
 from monitor.notify.outbox import OutboxWorker
 from tests.conftest import write_project
-from tests.daemon import free_port
+from tests.daemon import free_port, wait_for_async
 from tests.fault_helpers import Inbox
 from tests.timeline import T0, Harness, post, steady
 
@@ -99,14 +97,6 @@ def test_the_chart_shows_history_band_and_the_spike() -> None:
     assert len(png) < 20_000
 
 
-async def _until(predicate: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_email_alerts_attach_the_chart_and_other_channels_do_not(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from apprise.plugins.email import NotifyEmail
@@ -141,7 +131,8 @@ async def test_email_alerts_attach_the_chart_and_other_channels_do_not(
         worker = OutboxWorker(h.store, notifiers, {c.name: c for c in h.config.channels},
                               WallClock(), Metrics())
         await worker.run_once()
-        await _until(lambda: len(inbox.messages) == 2 and hooked, 20, "2 emails and a hook")
+        await wait_for_async(lambda: len(inbox.messages) == 2 and hooked, 20,
+                             "2 emails and a hook")
     finally:
         smtp.stop()
         await server.close()
