@@ -270,7 +270,9 @@ def test_sign_in_and_csrf_refusals(browser: Any, world: World) -> None:
     browser.get(world.base + "/ui/login")
     browser.find_element(By.NAME, "token").send_keys("not-the-token-0123456789")
     browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    error = browser.find_element(By.CSS_SELECTOR, ".error[role=alert]")
+    # the click queues the form's submission: the answer page may not be there yet
+    error = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".error[role=alert]"), 10,
+                     "the refusal")[0]
     assert error.text == "that token is not valid"
     assert not browser.get_cookies()
     # the read token: pages, but no action
@@ -292,7 +294,9 @@ def test_sign_in_and_csrf_refusals(browser: Any, world: World) -> None:
               "</form><script>document.forms[0].submit()</script>")
     browser.get(forged)
     wait_for(lambda: browser.current_url.startswith(world.base), 10, "the forged POST")
-    assert "refused" in browser.find_element(By.CSS_SELECTOR, ".error").text
+    refusal = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".error"), 10,
+                       "the refusal page")[0]
+    assert "refused" in refusal.text
     firing = [a["id"] for a in env.alerts(world.daemon, state="firing")]
     assert vip["id"] in firing  # still firing: not acknowledged by either request
 
