@@ -182,3 +182,39 @@ def test_volume_detector_explains_an_absolute_alert_and_loads_old_states() -> No
     if details["channel"] == "absolute":
         assert details["absolute"]["surprise"] >= details["absolute"]["threshold"]
         assert "absolute evidence" in firing[0].summary
+
+
+def test_a_burst_the_author_floor_holds_back_opens_no_silent_episode() -> None:
+    """A bucket the detector's floors kept from firing (one account posting a lot)
+    must not become an episode of the model when it closes: the detector would stay
+    blind to a real crisis until that episode calmed down."""
+    rule = Rule(name="v", signal="volume_spike", channels=("x",),
+                params=VolumeParams(min_count=5, min_authors=5))
+    brand = BrandConfig("Acme", ("@acme",))
+    detector = VolumeSpikeDetector(rule, brand)
+    rng = random.Random(4)
+    n = 0
+    day = START
+    for i in range(8 * DAY):  # eight quiet days
+        at = START + i * STEP
+        for _ in range(poisson(rng, rate(i, 2.0))):
+            n += 1
+            when = at + timedelta(seconds=30)
+            detector.observe(EnrichedPost(post(n, when), "Acme", 0.0, "neutral"), when)
+    day = START + 8 * DAY * STEP
+    signals = []
+    for k in range(80):  # one account, 80 posts in a bucket: held back by min_authors
+        n += 1
+        when = day + timedelta(seconds=3 * k)
+        signals += detector.observe(EnrichedPost(post(n, when, author="bot"), "Acme", 0.0,
+                                                 "neutral"), when)
+    signals += detector.tick(day + 2 * STEP + timedelta(minutes=3))  # the bucket closes
+    assert not [s for s in signals if s.state == "firing"]
+    assert not detector.model.active
+    at = day + 3 * STEP  # then a real crisis: 60 people in two minutes
+    for k in range(60):
+        n += 1
+        when = at + timedelta(seconds=2 * k)
+        signals += detector.observe(EnrichedPost(post(n, when, author=f"a{k}"), "Acme",
+                                                 -0.5, "negative"), when)
+    assert len([s for s in signals if s.state == "firing"]) == 1

@@ -309,3 +309,77 @@ def test_state_saved_before_the_weekly_rhythm_still_loads() -> None:
     assert [factor_on(old, day) for day in WEEKDAYS] == [1.0] * 7
     assert factor_on(model, "Sat") < 1.0
     assert old.evaluate(*rows[-1]).expected > 0
+
+
+def test_point_probability_bounds_the_tail_from_above_and_tightly() -> None:
+    from monitor.detect.countmodel_stats import nb_surprise_cap
+
+    rng = random.Random(11)
+    gaps = []
+    for _ in range(20_000):
+        mu = math.exp(rng.uniform(-5.0, 7.0))
+        alpha = rng.choice([0.0, 5e-5, math.exp(rng.uniform(-7.0, 2.3))])
+        x = rng.uniform(0.0, mu * rng.uniform(1.0, 6.0) + 30.0)
+        whole = rng.random() < 0.8  # counts are whole; fractional ones are bounded too
+        x = float(round(x)) if whole else x
+        exact, cap = nb_surprise(x, mu, alpha), nb_surprise_cap(x, mu, alpha)
+        assert exact <= cap + 1e-9, (x, mu, alpha)
+        if exact > 2.0 and whole:
+            gaps.append(cap - exact)
+    gaps.sort()
+    # tight where a detector decides: far above the mean the tail is its first point
+    assert gaps[len(gaps) // 2] < 0.2
+    assert gaps[int(len(gaps) * 0.9)] < 0.6
+
+
+def _copy(model: CountModel) -> CountModel:
+    return CountModel.from_state(model.params, json.loads(json.dumps(model.to_state())))
+
+
+@pytest.mark.parametrize(("base", "sensitivity"), [(20.0, "medium"), (2.0, "high")])
+def test_cheap_bound_says_yes_whenever_the_model_would_fire(base: float,
+                                                             sensitivity: str) -> None:
+    """could_fire is what the volume detector asks on every post: it must never turn
+    down a count that evaluate fires on, and it must turn down most that it does not."""
+    rng = random.Random(5)
+    params = CountModelParams(sensitivity=sensitivity)
+    model = CountModel(params)
+    rows = series(10, base, seed=8)
+    for k in range(3):  # earlier bursts make the calibrated tails heavier
+        i = (3 + 2 * k) * DAY + 100
+        rows[i] = (rows[i][0], rows[i][1] * 6 + 20)
+    run(model, rows)
+    fired = declined = asked = 0
+    for i in range(300):
+        when = rows[-1][0] + (i + 1) * STEP
+        mu = rate(10 * DAY + i, base)
+        for _ in range(4):
+            count = float(rng.randint(0, int(mu * 5 + 25)))
+            fraction = rng.choice([0.05, 0.3, 0.7, 1.0])
+            probe = _copy(model)
+            verdict = probe.evaluate(when, count, fraction=fraction)
+            may = model.could_fire(when, count, fraction=fraction)
+            if verdict.fired:
+                fired += 1
+                assert may, (when, count, fraction, verdict)
+            else:
+                asked += 1
+                declined += not may
+        model.learn(when, float(poisson(rng, mu)))
+    assert fired >= 20  # the property was exercised
+    assert declined >= 0.5 * asked  # and the bound is not trivially "yes"
+
+
+def test_scores_do_not_depend_on_when_they_were_asked_for() -> None:
+    """Two models fed the same buckets, one scored at every step and one never,
+    agree exactly: the calibration refits on a schedule of samples, not on demand."""
+    rows = series(9, 8.0, seed=21)
+    asked, quiet = CountModel(CountModelParams()), CountModel(CountModelParams())
+    for i, (when, count) in enumerate(rows):
+        if i % 7 == 0:  # (evaluate could fire: an episode is state; the bound is not)
+            asked.could_fire(when, count * 4 + 9, fraction=0.2)
+        asked.learn(when, count)
+        quiet.learn(when, count)
+    assert asked.to_state() == quiet.to_state()
+    when = rows[-1][0] + STEP
+    assert asked.evaluate(when, 40.0).statistic == quiet.evaluate(when, 40.0).statistic

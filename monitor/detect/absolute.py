@@ -65,7 +65,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.detect.countmodel_stats import nb_surprise_upto, nb_upper_share
+from monitor.detect.countmodel_stats import nb_surprise_cap, nb_surprise_upto, nb_upper_share
 
 #: Window lengths in buckets (5, 10, 15 min): "within 10 minutes" needs scales up to 2,
 #: and a third bucket catches a rise split across bucket borders.  Longer rises are the
@@ -169,8 +169,8 @@ class RobustTail:
         self.counts[min(i, self.bins - 1)] += self.gain
         self.total += self.gain
         self._stale += 1
-        if self._stale >= 36:
-            self._fit = None
+        if self._stale >= 36 or self._fit is None:
+            self._refit()  # on a schedule of samples, never when asked (TailCalibrator)
 
     def _refit(self) -> tuple[float, float, float]:
         """(u, -log10 P(Z > u), 1 / (beta ln 10))."""
@@ -243,6 +243,8 @@ class AbsoluteChannel:
         self._tail = [RobustTail(min_weight=MIN_DAYS * buckets_per_day) for _ in SCALES]
         # the last learned buckets: (bucket number, count, expected count)
         self._recent: deque[tuple[int, float, float]] = deque(maxlen=max(SCALES) - 1)
+        # (bucket, mu, its windows without the running count): could_fire, per post
+        self._base: tuple[int, float, list[tuple[int, float, float, int]]] | None = None
 
     @property
     def warm(self) -> bool:
@@ -264,17 +266,24 @@ class AbsoluteChannel:
             out.append((scale, obs_s, exp_s, seen_s))
         return out
 
-    def could_fire(self, bucket: int, count: float, mu: float) -> bool:
+    def could_fire(self, bucket: int, count: float, mu: float, extra: float) -> bool:
         """Cheap necessary condition for :meth:`evaluate` to reach the threshold: each
-        window's evidence is capped by its tail's surprise (no count-model tail)."""
+        window's evidence is capped by its tail's surprise and by the count model's
+        point probability (:func:`nb_surprise_cap`: no series)."""
         if not self.warm:
             return False
-        for (_, obs, exp, seen), tail in zip(self._windows(bucket, count, mu), self._tail,
-                                             strict=True):
+        base = self._base
+        if base is None or base[0] != bucket or base[1] != mu:
+            base = self._base = (bucket, mu, self._windows(bucket, 0.0, mu))
+        for (_, obs, exp, seen), disp, tail in zip(base[2], self._disp, self._tail,
+                                                   strict=True):
+            obs += count
             if obs <= exp:
                 continue
             shrink = self.pseudo_count * seen
-            if tail.surprise(math.log((obs + shrink) / (exp + shrink))) >= self.threshold:
+            cap = tail.surprise(math.log((obs + shrink) / (exp + shrink)))
+            if cap >= self.threshold and \
+                    nb_surprise_cap(obs, exp, disp.alpha + extra) >= self.threshold:
                 return True
         return False
 
@@ -308,6 +317,7 @@ class AbsoluteChannel:
                 shrink = self.pseudo_count * seen
                 tail.observe(math.log((obs + shrink) / (exp + shrink)), self._decay)
         self._recent.append((bucket, count, mu))
+        self._base = None
 
     def to_state(self) -> dict[str, Any]:
         return {"dispersion": [d.log_alpha for d in self._disp],
@@ -323,5 +333,6 @@ class AbsoluteChannel:
         for tail, values in zip(self._tail, state["tail"], strict=True):
             tail.load_state(values)
         self._recent.clear()
+        self._base = None
         for b, c, m in state["recent"]:
             self._recent.append((int(b), float(c), float(m)))

@@ -85,6 +85,7 @@ from monitor.detect.absolute import HORIZON_DAYS, AbsoluteChannel, Evidence
 from monitor.detect.countmodel_stats import (
     Dispersion,
     TailCalibrator,
+    nb_surprise_cap,
     nb_surprise_upto,
     upper_bound,
 )
@@ -193,6 +194,18 @@ class Verdict:
     absolute_threshold: float = math.inf
 
 
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """What scoring a running bucket needs that only learning changes."""
+
+    start: datetime
+    bucket: int
+    mu: float
+    extra: float
+    closed: list[tuple[float, float, int]]  # per scale: WindowSums.closed
+    alphas: list[float]  # per scale: the count model's dispersion (+ the baseline's)
+
+
 class CountModel:
     """Online detector for one count series (see the module docstring)."""
 
@@ -211,9 +224,11 @@ class CountModel:
         self._active = False
         self._calm = 0
         self._pending_resolve = False
-        # per-bucket caches: (bucket, mu, extra) and (bucket, count, per-scale terms)
+        # per-bucket caches: (bucket, mu, extra), (bucket, count, per-scale terms) and
+        # what scoring the running bucket needs that only learning changes (_Probe)
         self._mu_cache: tuple[int, float, float] | None = None
         self._eval_cache: tuple[int, float, list[tuple[float, float]]] | None = None
+        self._probe_cache: _Probe | None = None
 
     def _new_profile(self) -> SeasonalProfile:
         p = self.params
@@ -225,6 +240,19 @@ class CountModel:
     def _locate(self, when: datetime) -> int:
         """The bucket number (since the epoch, UTC) that ``when`` falls in."""
         return math.floor((utc(when) - _EPOCH).total_seconds() / self.params.bucket_seconds)
+
+    def _probe(self, bucket_start: datetime) -> _Probe:
+        """The running bucket's fixed part, computed once per bucket: the volume
+        detector scores the same bucket on every post until it closes."""
+        probe = self._probe_cache
+        if probe is not None and probe.start == bucket_start:
+            return probe
+        bucket = self._locate(bucket_start)
+        mu, extra = self._expect(bucket)
+        probe = _Probe(bucket_start, bucket, mu, extra, self._sums.closed(bucket),
+                       [disp.alpha + extra for disp in self._disp])
+        self._probe_cache = probe
+        return probe
 
     @property
     def warm(self) -> bool:
@@ -250,8 +278,11 @@ class CountModel:
         """Per scale: (shrunk log rate ratio, min(count-model, calibrated) surprise)."""
         expected = mu * fraction
         out: list[tuple[float, float]] = []
-        for (obs, exp, seen), disp, calib in zip(self._sums.closed(bucket), self._disp,
-                                                 self._calib, strict=True):
+        probe = self._probe_cache
+        closed = probe.closed if probe is not None and probe.bucket == bucket else \
+            self._sums.closed(bucket)
+        for (obs, exp, seen), disp, calib in zip(closed, self._disp, self._calib,
+                                                 strict=True):
             total, mean = obs + count, exp + expected
             shrink = self.params.pseudo_count * (seen + fraction)
             z = math.log((total + shrink) / (mean + shrink))
@@ -301,33 +332,48 @@ class CountModel:
         return Verdict(fired, self._active, resolved, count, mu * fraction, statistic,
                        self._threshold, self.warm, channel, evidence, self._abs.threshold)
 
+    def expected(self, bucket_start: datetime) -> float:
+        """The expected count of the whole bucket (0.0 while nothing was learned), as
+        :meth:`evaluate` reports it at ``fraction=1``."""
+        if self._base.n_learned == 0:
+            return 0.0
+        return self._expect(self._locate(bucket_start))[0]
+
     def could_fire(self, bucket_start: datetime, count: float, *,
                    fraction: float = 1.0) -> bool:
         """A cheap necessary condition for :meth:`evaluate` to fire now (no episode
-        open): every term of the burst statistic is the smaller of the count model's
-        tail and the calibrated one, so the calibrated tails alone bound it from above
-        (the absolute channel likewise, :meth:`AbsoluteChannel.could_fire`). The
-        volume detector asks this on every post and :meth:`evaluate` only when it
-        says yes: in ordinary traffic no count-model tail is computed at all."""
+        open). Every term of the burst statistic is the smaller of the count model's
+        tail and the calibrated one, so the calibrated tail capped by the count model's
+        point probability (:func:`nb_surprise_cap`, no series) bounds it from above (the
+        absolute channel likewise, :meth:`AbsoluteChannel.could_fire`). The volume
+        detector asks this on every post and :meth:`evaluate` only when it says yes:
+        in ordinary traffic no tail series is computed at all."""
         if self._base.n_learned == 0 or not self.warm or count < self.params.min_count:
             return False
         fraction = min(max(fraction, 1e-3), 1.0)
-        bucket = self._locate(bucket_start)
-        mu, _ = self._expect(bucket)
-        expected = mu * fraction
+        probe = self._probe(bucket_start)
+        expected = probe.mu * fraction
+        pseudo = self.params.pseudo_count
+        scales = len(self._calib)
+        terms: list[tuple[float, float, float, float]] = []
         bound = 0.0
-        for (obs, exp, seen), calib in zip(self._sums.closed(bucket), self._calib,
-                                           strict=True):
+        for (obs, exp, seen), alpha, calib in zip(probe.closed, probe.alphas, self._calib,
+                                                  strict=True):
             total, mean = obs + count, exp + expected
             if total <= mean:
                 continue
-            shrink = self.params.pseudo_count * (seen + fraction)
-            z = math.log((total + shrink) / (mean + shrink))
-            if z > 0.0:
-                bound += calib.surprise(z)
-        if bound / len(self._calib) >= self._threshold:
-            return True
-        return bool(self.params.absolute and self._abs.could_fire(bucket, count, mu))
+            shrink = pseudo * (seen + fraction)
+            calibrated = calib.surprise(math.log((total + shrink) / (mean + shrink)))
+            if calibrated > 0.0:
+                bound += calibrated
+                terms.append((calibrated, total, mean, alpha))
+        if bound / scales >= self._threshold:  # the calibrated tails allow it: cap
+            bound = sum(min(c, nb_surprise_cap(total, mean, alpha))  # them by the
+                        for c, total, mean, alpha in terms)  # count model's
+            if bound / scales >= self._threshold:
+                return True
+        return bool(self.params.absolute and self._abs.could_fire(probe.bucket, count,
+                                                                  probe.mu, probe.extra))
 
     def log10_p_zero(self, bucket_start: datetime) -> float:
         """``log10 P(count = 0)`` for that bucket under the count model (0.0 while the
@@ -357,7 +403,7 @@ class CountModel:
         if self._base.n_learned == 0:
             self._base.learn(bucket, count)
             self._sums.add(bucket, count, count)
-            self._mu_cache = self._eval_cache = None
+            self._mu_cache = self._eval_cache = self._probe_cache = None
             return
         mu, extra = self._expect(bucket)
         cached = self._eval_cache
@@ -381,7 +427,7 @@ class CountModel:
         hi = upper_bound(mu, self._disp[0].alpha + extra, p.winsor_z)
         self._base.learn(bucket, min(max(count, 2.0 * mu - hi), hi))
         self._sums.add(bucket, count, mu)
-        self._mu_cache = self._eval_cache = None
+        self._mu_cache = self._eval_cache = self._probe_cache = None
 
     def _update_dispersion(self, bucket: int, count: float, mu: float, extra: float) -> None:
         for scale, disp, (obs, exp, seen) in zip(self.params.scales, self._disp,

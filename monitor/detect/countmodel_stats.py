@@ -123,6 +123,32 @@ def nb_surprise_upto(x: float, mu: float, alpha: float, cap: float) -> float:
     return min(nb_surprise(x, mu, alpha), cap)
 
 
+#: nb_surprise is exact below _SADDLEPOINT_MIN and within 0.04 of it above (module doc)
+_APPROX_SLACK = 0.05
+
+
+def nb_surprise_cap(x: float, mu: float, alpha: float) -> float:
+    """An upper bound of :func:`nb_surprise` with no series or fraction to evaluate.
+
+    The tail ``P(X >= x)`` holds the point probability ``P(X = ceil(x))`` (the
+    continuous extension decreases in ``x``), so ``-log10`` of that point, plus the
+    saddlepoint's error, is at least the surprise. Within about ``log10(1 / (1 - rho))``
+    of it, ``rho`` being the ratio of successive probabilities: tight far above the mean,
+    where a spike detector has to decide. Three ``lgamma`` calls.
+    """
+    if x <= mu or x <= 0.0:
+        return 0.0
+    k = float(math.ceil(x))
+    m = max(mu, 1e-9)
+    if alpha < POISSON_ALPHA:
+        ln_p = k * math.log(m) - m - math.lgamma(k + 1.0)
+    else:
+        r = 1.0 / alpha
+        ln_p = (math.lgamma(k + r) - math.lgamma(r) - math.lgamma(k + 1.0)
+                + r * math.log(r / (r + m)) + k * math.log(m / (r + m)))
+    return max(0.0, -ln_p / _LN10) + _APPROX_SLACK
+
+
 def _saddlepoint_surprise(x: float, mu: float, alpha: float) -> float | None:
     """Lugannani-Rice saddlepoint approximation of ``-log10 P(X >= x)`` with Daniels'
     continuity correction (``x - 1/2``); for x >= 20 within 0.01 of the exact value
@@ -188,6 +214,32 @@ def nb_tail_probability(x: float, mu: float, alpha: float) -> float:
     return math.exp(_ln_betainc(x, r, mu / (mu + r)))
 
 
+#: Counts and means up to this take the tail as one minus a sum of point probabilities
+_SUM_MAX = 64
+
+
+def _nb_tail_by_sum(x: int, mu: float, alpha: float) -> tuple[float, float]:
+    """``(P(X >= x), P(X = x))`` for a small integer ``x``, summing the point
+    probabilities below it by their recurrence (no continued fraction). Used only
+    where the tail is not tiny (``nb_upper_share``'s screens have taken those), so
+    one minus the sum keeps its precision."""
+    if alpha < POISSON_ALPHA:
+        p = math.exp(-mu)
+        below = 0.0
+        for k in range(x):
+            below += p
+            p *= mu / (k + 1)
+    else:
+        r = 1.0 / alpha
+        q = mu / (mu + r)
+        p = math.exp(r * math.log1p(-q))
+        below = 0.0
+        for k in range(x):
+            below += p
+            p *= (k + r) / (k + 1) * q
+    return max(1.0 - below, 0.0), p
+
+
 def nb_upper_share(x: float, mu: float, alpha: float, q: float) -> float:
     """The probability that a randomised PIT of the count ``x`` lies in the upper ``q``
     tail of NB(``mu``, ``alpha``): ``P_V(P(X > x) + V P(X = x) <= q)``, V uniform.
@@ -215,14 +267,18 @@ def nb_upper_share(x: float, mu: float, alpha: float, q: float) -> float:
             return 1.0
     if x >= _SADDLEPOINT_MIN and x - 0.5 > mu and nb_surprise(x, mu, alpha) >= 1.5:
         return 1.0  # P(X >= x) ~ 0.03 or less: in the tail even with the approximation's error
-    hi = nb_tail_probability(x, mu, alpha)
-    if alpha < POISSON_ALPHA:
-        ln_pmf = x * math.log(mu) - mu - math.lgamma(x + 1.0)
+    if x <= _SUM_MAX and mu <= _SUM_MAX:
+        hi, pmf = _nb_tail_by_sum(x, mu, alpha)
     else:
-        r = 1.0 / alpha
-        ln_pmf = (math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1.0)
-                  + r * math.log(r / (r + mu)) + x * math.log(mu / (r + mu)))
-    lo = max(hi - math.exp(ln_pmf), 0.0)
+        hi = nb_tail_probability(x, mu, alpha)
+        if alpha < POISSON_ALPHA:
+            ln_pmf = x * math.log(mu) - mu - math.lgamma(x + 1.0)
+        else:
+            r = 1.0 / alpha
+            ln_pmf = (math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1.0)
+                      + r * math.log(r / (r + mu)) + x * math.log(mu / (r + mu)))
+        pmf = math.exp(ln_pmf)
+    lo = max(hi - pmf, 0.0)
     if hi <= q:
         return 1.0
     if lo >= q:
@@ -322,8 +378,10 @@ class TailCalibrator:
         self.counts[i if i < self.bins else self.bins - 1] += self.gain
         self.total += self.gain
         self._stale += 1
-        if self._stale >= _REFIT_EVERY:
-            self._fit = None
+        if self._stale >= _REFIT_EVERY or self._fit is None:
+            # on a fixed schedule of samples, never when asked: a score must not
+            # depend on when (or whether) earlier buckets were scored
+            self._refit()
 
     @property
     def weight(self) -> float:

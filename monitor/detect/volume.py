@@ -89,9 +89,14 @@ class VolumeSpikeDetector(Detector):
         return signals
 
     def _close(self, bucket: Bucket) -> list[Signal]:
-        verdict = self.model.evaluate(bucket.start, bucket.count, fraction=1.0)
-        if verdict.warm and self.ctx is not None and self.ctx.expect is not None:
-            self.ctx.expect(self.brand.name, bucket.start, round(verdict.expected, 2))
+        verdict: Verdict | None = None
+        if self.alerting or self.model.active:  # the episode may end with this bucket
+            verdict = self.model.evaluate(bucket.start, bucket.count, fraction=1.0)
+        # else nothing to resolve, and nothing fires at a close: a post fires (observe),
+        # and one that the floors held back (min_authors) must not open a silent episode
+        if self.model.warm and self.ctx is not None and self.ctx.expect is not None:
+            self.ctx.expect(self.brand.name, bucket.start,
+                            round(self.model.expected(bucket.start), 2))
         if bucket.count:
             self.silent = 0.0
         else:
@@ -102,7 +107,7 @@ class VolumeSpikeDetector(Detector):
         # inside max_gap), not real silence: the buckets stay missing, as after a gap
         self.recent.extend(bucket.posts)
         self._dirty = True
-        if self.alerting and not verdict.active:
+        if self.alerting and verdict is not None and not verdict.active:
             self.alerting = False
             details = self._numbers(verdict, bucket)
             details["headline"] = (
