@@ -4,6 +4,7 @@ future timestamps, a full queue, a busy store."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from dataclasses import replace
@@ -282,3 +283,65 @@ def test_the_enrichment_worker_exits_when_its_daemon_is_killed(tmp_path: Path) -
             return True
 
     wait_for(gone, 10, "the orphaned worker to exit")
+
+
+async def test_the_worker_enriches_the_next_batch_while_the_engine_runs_this_one(
+        tmp_path: Path) -> None:
+    """Batch n+1 reaches the (real) worker process before the engine starts on batch n:
+    the two cores overlap. (The first version handed it over only when the engine
+    yielded, after batch n, and the daemon ran on one core at a time.)"""
+    from monitor.config.loader import load_config
+    from monitor.enrich.pool import EnrichPool
+    from tests.conftest import write_project
+
+    pool = EnrichPool(load_config(write_project(tmp_path)), workers=1)
+    events: list[str] = []
+    submit = pool._pool.submit
+
+    def recorded(fn: Any, batch: Any) -> Any:
+        events.append(f"submit {batch[0][3] if batch else '-'}")
+        return submit(fn, batch)
+
+    pool._pool.submit = recorded  # type: ignore[method-assign]
+    try:
+        await pool.start()
+        intake = Intake(1000, Metrics(), batch=100)
+        done = intake.offer([replace(p, text=p.id) for p in _posts(400)])
+
+        def process(posts: list[Post], enrichments: Any) -> list[bool]:
+            assert enrichments is not None and len(enrichments) == len(posts)
+            events.append(f"process {posts[0].text}")
+            return [True] * len(posts)
+
+        task = asyncio.create_task(intake.run(process, pool.enrich))
+        assert len(await asyncio.wait_for(done, 30)) == 400
+        task.cancel()
+    finally:
+        pool.close()
+    batches = [e.split()[1] for e in events if e.startswith("process")]
+    assert len(batches) == 4
+    for this, following in itertools.pairwise(batches):
+        assert events.index(f"submit {following}") < events.index(f"process {this}")
+
+
+async def test_a_killed_enrichment_worker_is_replaced(tmp_path: Path) -> None:
+    """The batch the dead worker held is enriched in the daemon (None: enrich inline);
+    the next batch goes to a new worker."""
+    import os
+    import signal
+
+    from monitor.config.loader import load_config
+    from monitor.enrich.pool import EnrichPool
+    from tests.conftest import write_project
+
+    pool = EnrichPool(load_config(write_project(tmp_path)), workers=1)
+    try:
+        await pool.start()
+        (first,) = list(pool._pool._processes)  # type: ignore[union-attr]
+        os.kill(first, signal.SIGKILL)
+        assert await asyncio.wait_for(pool.enrich(_posts(3)), 30) is None
+        again = await asyncio.wait_for(pool.enrich(_posts(3)), 30)
+        assert again is not None and len(again) == 3
+        assert first not in pool._pool._processes  # type: ignore[operator]
+    finally:
+        pool.close()

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -98,18 +99,33 @@ class EnrichPool:
         batch."""
         await self.enrich([])
 
-    async def enrich(self, posts: list[Post]) -> list[Enrichment] | None:
-        """Enrichments for ``posts``, or None when the worker failed (enrich inline)."""
-        batch = fields(posts)
+    def enrich(self, posts: list[Post]) -> Awaitable[list[Enrichment] | None]:
+        """Enrichments for ``posts``, or None when the worker failed (enrich inline).
+
+        The batch goes to the worker *now*, not when the result is first awaited: the
+        intake hands batch *n+1* over and then runs the engine on batch *n* without
+        yielding, and only work already submitted overlaps with it.
+        """
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, _enrich, batch)
+            future = loop.run_in_executor(self._pool, _enrich, fields(posts))
+        except BrokenProcessPool:  # the pool knew already: no future to wait for
+            return self._restarted()
+        return self._guarded(future)
+
+    async def _guarded(self, future: Awaitable[list[Enrichment]]) -> list[Enrichment] | None:
+        try:
+            return await future
         except BrokenProcessPool:
-            log.error("enrichment worker died; enriching in the daemon until a new one "
-                      "is up")
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
+            await self._restarted()
             return None
+
+    async def _restarted(self) -> None:
+        """The worker died: a new pool for the next batches (this one is enriched in
+        the daemon: the caller gets None)."""
+        log.error("enrichment worker died; enriching in the daemon until a new one is up")
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
