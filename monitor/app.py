@@ -109,7 +109,9 @@ class Daemon:
         ctx = SourceContext(self.clock, self.store, self.metrics, self.config.brands)
         self.sources: list[Source] = [SOURCES.get(s.type)(s, ctx) for s in self.config.sources
                                       if s.enabled]
-        self.intake = Intake(self.config.queue_size, self.metrics, batch=BATCH)
+        self.intake = Intake(self.config.queue_size, self.metrics, batch=BATCH,
+                             journal=self.store, clock=self.clock)
+        self._queued: dict[int, int] = {}  # id(an /ingest batch) -> its posts still queued
         self.pool: EnrichPool | None = None
         self.stopping = asyncio.Event()
         self.outbox_wake = asyncio.Event()
@@ -125,11 +127,33 @@ class Daemon:
 
     # -- DaemonApi (HTTP) --------------------------------------------------------
     async def ingest(self, posts: list[Post]) -> tuple[int, int]:
-        """Queue the batch (Backpressure when full) and wait until it is stored."""
-        done = self.intake.offer(posts)
-        results = await asyncio.wait_for(asyncio.shield(done), INGEST_WAIT)
+        """Journal the batch (Backpressure when the queue is full, the store's error when
+        it refuses) and answer: with the detectors' verdicts when they come within
+        ``http.verdict_wait`` and nothing was queued ahead, else at once (the journal
+        holds the posts; :meth:`queued` says how many are still waiting)."""
+        ahead = self.intake.depth
+        offered = self.intake.offer(posts)
+        journaled = offered.journaled
+        if journaled is None:  # (no journal) the answer waits for the engine
+            results = await asyncio.wait_for(asyncio.shield(offered.done), INGEST_WAIT)
+        else:
+            # verdicts only from an idle engine: behind other posts they come too late
+            wait = self.config.http.verdict_wait.total_seconds() if not ahead else 0.0
+            try:
+                if not wait and not offered.done.done():
+                    raise TimeoutError  # behind a backlog: answer now
+                results = await asyncio.wait_for(asyncio.shield(offered.done), wait)
+            except TimeoutError:
+                offered.done.add_done_callback(_settled)
+                results = journaled
+                self._queued[id(posts)] = sum(journaled)
         accepted = sum(results)
         return accepted, len(results) - accepted
+
+    def queued(self, posts: list[Post]) -> int:
+        """How many posts of the /ingest batch just answered are journaled but not yet
+        through the detectors (0: the answer has their verdicts)."""
+        return self._queued.pop(id(posts), 0)
 
     def unplaced(self, posts: list[Post]) -> list[dict[str, Any]]:
         """The posts of an /ingest batch that were stored but that the detectors could
@@ -178,8 +202,12 @@ class Daemon:
             post = dataclasses.replace(post, created_at=now)
         await self.intake.put(post)
 
-    def _process(self, batch: list[Post], enrichments: list[Enrichment] | None) -> list[bool]:
-        outcomes = self.engine.process_batch(batch, enrichments)
+    def _process(self, batch: list[Post], enrichments: list[Enrichment] | None,
+                 seqs: list[int]) -> list[bool]:
+        journaled = [n for n in seqs if n]
+        outcomes = self.engine.process_batch(
+            batch, enrichments,
+            commit_with=(lambda: self.store.journal_done(journaled)) if journaled else None)
         unplaced = [(p, o.unplaced) for p, o in zip(batch, outcomes, strict=True) if o.unplaced]
         if unplaced:
             self._note_unplaced(unplaced)
@@ -359,6 +387,11 @@ class Daemon:
             self.engine.problems.clear()
             if recovered:
                 log.info("recovered %d alert(s) after restart", len(recovered))
+            journaled = self.store.journal_pending()
+            if journaled:  # acknowledged to HTTP senders, not yet stored for good
+                log.info("resuming %d journaled post(s) from before the restart",
+                         len(journaled))
+                self.intake.resume(journaled)
             if not tasks:
                 tasks = [asyncio.create_task(worker.run(self.outbox_wake), name="outbox")]
                 stack.push_async_callback(self._drain_outbox, worker, tasks[0])
@@ -435,8 +468,9 @@ class Daemon:
         await _cancel([consumer])
         left = await self.intake.drain(self._process, self.pool.enrich if self.pool else None)
         if left:
-            log.warning("stopping with %d queued post(s) not stored (HTTP senders were not "
-                        "answered and send again; sources resume from their cursors)", left)
+            log.warning("stopping with %d queued post(s) not through the detectors (those "
+                        "sent over HTTP wait in the journal for the next start; sources "
+                        "resume from their cursors)", left)
         with contextlib.suppress(StoreError):
             self.engine.checkpoint(force=True)
 
@@ -458,6 +492,13 @@ class Daemon:
         await _cancel([task])
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(worker.run_once(), timeout=10)
+
+
+def _settled(future: asyncio.Future[list[bool]]) -> None:
+    """Retrieve the outcome of a batch answered from the journal (an error there, say
+    at shutdown, was already logged: the posts wait in the journal)."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

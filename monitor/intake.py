@@ -4,9 +4,13 @@ sources, ``POST /ingest``) and the engine.
 - **Bounded, in posts.** ``offer`` (HTTP) either takes a whole batch or refuses it
   with :class:`Backpressure` carrying a ``Retry-After`` estimate (HTTP 429); ``put``
   (sources) waits for room, so a source slows down instead of growing memory.
-- **Durable before acknowledged.** A batch offered by HTTP comes with a future that
-  is resolved once the engine has committed it (or failed it), so ``202`` still means
-  "stored".
+- **Durable before acknowledged.** With a ``journal`` (the daemon's store), a batch
+  offered by HTTP is written to the ingest journal before ``offer`` returns; the
+  engine removes each post from it in the transaction that stores it for good, and a
+  restart runs what is left (:meth:`Intake.resume`). So the HTTP answer need not wait
+  for the detectors (``202`` means "stored"), and a storm does not turn into seconds of
+  HTTP latency. The offer's future is resolved once the engine has committed the batch
+  (or failed it), for senders that can wait for the detectors' verdicts.
 - **Measured.** Queue depth and the age of the oldest waiting post (lag) are
   Prometheus gauges; refusals are counted.
 
@@ -24,21 +28,28 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from monitor.clock import Clock, WallClock
 from monitor.enrich.enricher import Enrichment
 from monitor.errors import StoreError
 from monitor.metrics import Metrics
 from monitor.model import Post
+from monitor.store.api import JournalStore
 
 log = logging.getLogger(__name__)
 
-Process = Callable[[list[Post], list[Enrichment] | None], list[bool]]
+#: the engine's stage: posts, their enrichments (None: enrich inline) and their journal
+#: numbers (0: not journaled; the journaled are removed in the same transaction)
+Process = Callable[[list[Post], list[Enrichment] | None, list[int]], list[bool]]
 Enrich = Callable[[list[Post]], Awaitable[list[Enrichment] | None]]
 STORE_RETRY_SECONDS = 0.25  # a batch the store refused (locked, full) is retried,
 STORE_RETRY_MAX = 5.0  # with a doubling delay up to this
 DRAIN_SECONDS = 30.0  # at shutdown, queued posts are stored for at most this long
+AHEAD = 2  # batches handed to the enrichment worker ahead of the one the engine runs
+YIELDS = 4  # turns the other tasks get between two batches of the engine
 
 
 class Backpressure(Exception):
@@ -56,16 +67,33 @@ class _Item:
     queued_at: float
     done: asyncio.Future[list[bool]] | None = None
     source: str = ""
+    seqs: list[int] = field(default_factory=list)  # journal numbers (journaled posts)
     reserved: int = 0  # posts of this item handed out for processing
     taken: int = 0  # posts of this item the engine has finished with
     results: list[bool] = field(default_factory=list)
 
 
+@dataclass(eq=False)
+class Offered:
+    """An HTTP batch the intake took: ``journaled`` (per post: new, or a duplicate;
+    None without a journal) is known at once; awaiting it gives, per post, whether it
+    was new once the engine has committed it."""
+
+    done: asyncio.Future[list[bool]]
+    journaled: list[bool] | None = None
+
+    def __await__(self) -> Generator[Any, None, list[bool]]:
+        return self.done.__await__()
+
+
 class Intake:
-    def __init__(self, capacity: int, metrics: Metrics, *, batch: int = 200) -> None:
+    def __init__(self, capacity: int, metrics: Metrics, *, batch: int = 200,
+                 journal: JournalStore | None = None, clock: Clock | None = None) -> None:
         self.capacity = capacity
         self.batch = batch
         self.metrics = metrics
+        self.journal = journal
+        self.clock = clock or WallClock()
         self._items: collections.deque[_Item] = collections.deque()
         # outbound posts (the brand's own: a hijack or a rogue post is a security
         # incident) go ahead of the mentions of a storm; the two kinds touch different
@@ -89,28 +117,59 @@ class Intake:
         heads = [q[0].queued_at for q in (self._urgent, self._items) if q]
         return time.monotonic() - min(heads) if heads else 0.0
 
-    def offer(self, posts: list[Post]) -> asyncio.Future[list[bool]]:
-        """Queue a whole batch (HTTP) or raise Backpressure; the future gets, per post,
-        whether it was new (True) or a duplicate, once committed."""
-        if self.store_error is not None:
+    def offer(self, posts: list[Post]) -> Offered:
+        """Take a whole batch (HTTP) or raise Backpressure (or the store's error: nothing
+        was taken). With a journal the batch is durable when this returns (and the
+        journal's own write says whether the store takes posts)."""
+        if self.store_error is not None and self.journal is None:
             raise self.store_error
         if self._depth and self._depth + len(posts) > self.capacity:
             self.metrics.ingest_refused.inc()
             retry = max(1.0, min(60.0, (self._depth + len(posts)) / max(self._rate, 1.0)))
             raise Backpressure(retry, self._depth)
         loop = asyncio.get_running_loop()
-        urgent = [p for p in posts if p.kind == "outbound"]
-        if not urgent or len(urgent) == len(posts):
+        journaled: list[bool] | None = None
+        taken, seqs = list(posts), []
+        if self.journal is not None:  # duplicates are answered now and go no further
+            numbers = self.journal.journal_add(posts, self.clock.now())
+            journaled = [n is not None for n in numbers]
+            taken = [p for p, n in zip(posts, numbers, strict=True) if n is not None]
+            seqs = [n for n in numbers if n is not None]
+        offered = Offered(self._queue_http(loop, taken, seqs), journaled)
+        if journaled is not None and len(taken) < len(posts):
+            offered.done = asyncio.ensure_future(_with_duplicates(journaled, offered.done))
+        return offered
+
+    def _queue_http(self, loop: asyncio.AbstractEventLoop, posts: list[Post],
+                    seqs: list[int]) -> asyncio.Future[list[bool]]:
+        """Queue an HTTP batch, outbound posts ahead; the future: results in its order."""
+        if not posts:
             done: asyncio.Future[list[bool]] = loop.create_future()
-            self._push(_Item(list(posts), time.monotonic(), done, "http"), bool(urgent))
+            done.set_result([])
+            return done
+        urgent = [p.kind == "outbound" for p in posts]
+        if not any(urgent) or all(urgent):
+            done = loop.create_future()
+            self._push(_Item(posts, time.monotonic(), done, "http", seqs), urgent[0])
             return done
         # a mixed batch: outbound posts ahead, the answer in the request's order
         first: asyncio.Future[list[bool]] = loop.create_future()
         rest: asyncio.Future[list[bool]] = loop.create_future()
-        self._push(_Item(urgent, time.monotonic(), first, "http"), True)
-        self._push(_Item([p for p in posts if p.kind != "outbound"], time.monotonic(), rest,
-                         "http"), False)
+        for flag, future in ((True, first), (False, rest)):
+            part = [i for i, u in enumerate(urgent) if u == flag]
+            self._push(_Item([posts[i] for i in part], time.monotonic(), future, "http",
+                             [seqs[i] for i in part] if seqs else []), flag)
         return asyncio.ensure_future(_merged(posts, first, rest))
+
+    def resume(self, pending: Sequence[tuple[int, Post]]) -> None:
+        """After a restart: queue the journaled posts the engine had not stored (ahead of
+        anything new; outbound posts first, as always)."""
+        for urgent in (True, False):
+            part = [(n, p) for n, p in pending if (p.kind == "outbound") == urgent]
+            for i in range(0, len(part), self.batch):
+                chunk = part[i:i + self.batch]
+                self._push(_Item([p for _, p in chunk], time.monotonic(), None, "http",
+                                 [n for n, _ in chunk]), urgent)
 
     async def put(self, post: Post) -> None:
         """Queue one post from a source, waiting while the queue is full."""
@@ -122,8 +181,8 @@ class Intake:
         urgent = post.kind == "outbound"
         queue = self._urgent if urgent else self._items
         tail = queue[-1] if queue else None
-        if tail is not None and tail.done is None and tail.reserved == 0 and \
-                len(tail.posts) < self.batch:
+        if tail is not None and tail.done is None and not tail.seqs and tail.reserved == 0 \
+                and len(tail.posts) < self.batch:
             tail.posts.append(post)  # sources' posts travel in batches too
             self._depth += 1
             self._gauges()
@@ -144,24 +203,31 @@ class Intake:
             self._room.set()
 
     # -- consumer -------------------------------------------------------------
-    def _reserve(self) -> tuple[list[Post], list[tuple[_Item, int]]]:
-        """Up to ``batch`` posts not yet handed out, oldest first, and their items."""
+    def _reserve(self, urgent: bool = False
+                 ) -> tuple[list[Post], list[int], list[tuple[_Item, int]]]:
+        """Up to ``batch`` posts not yet handed out (``urgent``: outbound ones only),
+        outbound first, oldest first, their journal numbers (0: not journaled) and their
+        items."""
         posts: list[Post] = []
+        seqs: list[int] = []
         parts: list[tuple[_Item, int]] = []
-        for item in itertools.chain(self._urgent, self._items):
+        for item in self._urgent if urgent else itertools.chain(self._urgent, self._items):
             room = self.batch - len(posts)
             if room <= 0:
                 break
-            chunk = item.posts[item.reserved:item.reserved + room]
+            start = item.reserved
+            chunk = item.posts[start:start + room]
             if not chunk:
                 continue
             item.reserved += len(chunk)
             posts += chunk
+            seqs += item.seqs[start:start + len(chunk)] if item.seqs else [0] * len(chunk)
             parts.append((item, len(chunk)))
-        return posts, parts
+        return posts, seqs, parts
 
-    def _unreserved(self) -> bool:
-        return any(q and q[-1].reserved < len(q[-1].posts) for q in (self._urgent, self._items))
+    def _unreserved(self, urgent: bool = False) -> bool:
+        queues = (self._urgent,) if urgent else (self._urgent, self._items)
+        return any(q and q[-1].reserved < len(q[-1].posts) for q in queues)
 
     def _settle(self, parts: list[tuple[_Item, int]], results: Sequence[bool]) -> None:
         offset = 0
@@ -185,9 +251,9 @@ class Intake:
             item.reserved = item.taken  # anything handed out but unsettled goes again
         deadline = time.monotonic() + within
         while (self._urgent or self._items) and time.monotonic() < deadline:
-            posts, parts = self._reserve()
+            posts, seqs, parts = self._reserve()
             enrichments = await enrich(posts) if enrich is not None else None
-            self._settle(parts, process(posts, enrichments))
+            self._settle(parts, process(posts, enrichments, seqs))
             await asyncio.sleep(0)
         return self._depth
 
@@ -198,44 +264,60 @@ class Intake:
                 item.done.set_exception(exc)
 
     async def run(self, process: Process, enrich: Enrich | None = None) -> None:
-        """Feed the engine forever. With ``enrich`` (a worker process), batch *n+1* is
-        enriched while the engine stores batch *n*."""
-        Batch = tuple[list[tuple[_Item, int]], list[Post],
+        """Feed the engine forever. With ``enrich`` (a worker process), the next
+        ``AHEAD`` batches are handed to the worker while the engine stores this one:
+        the worker always has the next batch at hand, whatever the latency of the
+        hand-over (threads, pipes, the GIL), so the two cores overlap."""
+        Batch = tuple[list[tuple[_Item, int]], list[Post], list[int],
                       asyncio.Future[list[Enrichment] | None] | None]
 
         def reserve() -> Batch:
-            posts, parts = self._reserve()
-            return parts, posts, asyncio.ensure_future(enrich(posts)) if enrich else None
+            posts, seqs, parts = self._reserve()
+            return (parts, posts, seqs,
+                    asyncio.ensure_future(enrich(posts)) if enrich else None)
 
-        pending: Batch | None = None
+        pending: collections.deque[Batch] = collections.deque()
         while True:
-            if pending is None:
+            if not pending:
                 while not self._unreserved():
                     self._ready.clear()
                     await self._ready.wait()
-                pending = reserve()
-            parts, posts, task = pending
+            if self._unreserved(urgent=True):
+                # outbound posts that came after the batches handed to the worker: they
+                # do not wait behind them (enriched here: they are few)
+                posts, seqs, parts = self._reserve(urgent=True)
+                self._settle(parts, await self._process_retrying(process, posts, None, seqs,
+                                                                 parts))
+                continue
+            if not pending:
+                pending.append(reserve())
+            parts, posts, seqs, task = pending.popleft()
             enrichments = await task if task is not None else None
-            pending = reserve() if enrich is not None and self._unreserved() else None
+            while enrich is not None and len(pending) < AHEAD and self._unreserved():
+                pending.append(reserve())
             started = time.perf_counter()
-            results = await self._process_retrying(process, posts, enrichments, parts)
+            results = await self._process_retrying(process, posts, enrichments, seqs, parts)
             elapsed = time.perf_counter() - started
             if elapsed > 0:
                 self._rate = 0.8 * self._rate + 0.2 * (len(posts) / elapsed)
             self._settle(parts, results)
-            await asyncio.sleep(0)  # let HTTP handlers and timers run between batches
+            # let HTTP handlers, deliveries and timers run between batches: a request or
+            # a webhook call takes a few steps, and each step would otherwise wait for
+            # a whole batch
+            for _ in range(YIELDS):
+                await asyncio.sleep(0)
 
     async def _process_retrying(self, process: Process, posts: list[Post],
-                                enrichments: list[Enrichment] | None,
+                                enrichments: list[Enrichment] | None, seqs: list[int],
                                 parts: list[tuple[_Item, int]]) -> list[bool]:
         delay = STORE_RETRY_SECONDS
         isolate = False
         while True:
             try:
                 if isolate:
-                    results = self._one_by_one(process, posts, enrichments)
+                    results = self._one_by_one(process, posts, enrichments, seqs)
                 else:
-                    results = process(posts, enrichments)
+                    results = process(posts, enrichments, seqs)
                 if self.store_error is not None:
                     log.info("the store takes posts again")
                     self.store_error = None
@@ -245,8 +327,8 @@ class Intake:
                 if delay == STORE_RETRY_SECONDS:
                     log.error("cannot store %d post(s), retrying: %s", len(posts), exc)
                 for item, _ in parts:  # the HTTP clients hear of it (503, Retry-After)
-                    if item.done is not None and not item.done.done():
-                        item.done.set_exception(exc)
+                    if item.done is not None and not item.done.done() and not item.seqs:
+                        item.done.set_exception(exc)  # (journaled ones are safe: they wait)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, STORE_RETRY_MAX)
             except Exception:  # a bug or a poisonous post: find it, skip it, go on
@@ -255,12 +337,14 @@ class Intake:
                 isolate = True
 
     def _one_by_one(self, process: Process, posts: list[Post],
-                    enrichments: list[Enrichment] | None) -> list[bool]:
+                    enrichments: list[Enrichment] | None, seqs: list[int]) -> list[bool]:
+        """Posts one at a time, skipping (and counting) those the engine fails on."""
         results: list[bool] = []
         for i, post in enumerate(posts):
+            seq = [seqs[i]] if seqs[i] else []
             try:
                 one = [enrichments[i]] if enrichments is not None else None
-                results += process([post], one)
+                results += process([post], one, seq)
             except StoreError:
                 raise  # retried as a whole by the caller (done posts are duplicates then)
             except Exception:
@@ -268,7 +352,17 @@ class Intake:
                               post.source)
                 self.metrics.failed.labels(post.source).inc()
                 results.append(False)
+                if seq and self.journal is not None:  # not again after a restart
+                    self.journal.journal_done(seq)
         return results
+
+
+async def _with_duplicates(journaled: list[bool], new: asyncio.Future[list[bool]]
+                           ) -> list[bool]:
+    """The engine's results for the new posts of a batch, with False for the posts the
+    journal found to be duplicates, in the batch's order."""
+    results = iter(await new)
+    return [next(results) if fresh else False for fresh in journaled]
 
 
 async def _merged(posts: list[Post], first: asyncio.Future[list[bool]],

@@ -120,7 +120,8 @@ rules:
 
 def write_project(tmp: Path, http_port: int, replay: Path | None, channels: dict[str, str],
                   *, spike_channels: list[str] | None = None, backoff: str = "0.2s",
-                  token: str | None = None, email_rules: bool = True) -> Path:
+                  token: str | None = None, email_rules: bool = True,
+                  replay_rate: float = 0.0) -> Path:
     """config.yaml + rules/ for the real daemon; ``channels`` maps name to URL.
 
     The off-message rule goes to every channel; the spike rule to ``spike_channels``
@@ -133,7 +134,7 @@ def write_project(tmp: Path, http_port: int, replay: Path | None, channels: dict
     sources = ""
     if replay is not None:
         sources = (f"sources:\n  - name: history\n    type: replay\n"
-                   f"    options: {{path: {json.dumps(str(replay))}}}\n")
+                   f"    options: {{path: {json.dumps(str(replay))}, rate: {replay_rate}}}\n")
     ingest = f"  ingest_token: ${{{token}}}\n" if token else ""
     brands = "".join(f"  - name: {brand}\n    handles: ['@{handle}']\n    keywords: [{handle}]\n"
                      for brand, handle in BRANDS.items())

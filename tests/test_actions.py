@@ -109,7 +109,7 @@ def test_migration_v6_keeps_the_acks_stored_before(tmp_path: Path) -> None:
                                                             ("new-bob", "")]
     assert episode.acked_by == "old-ann"
     version = store._one("SELECT value FROM meta WHERE key='schema_version'")[0]
-    assert int(version) == migrations.LATEST == 7
+    assert int(version) == migrations.LATEST == 8
     store.close()
 
 

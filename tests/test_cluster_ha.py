@@ -35,8 +35,11 @@ EXPECTED = ["off-message/Acme/firing", "spike/Acme/firing", "spike/Acme/resolved
 
 def cluster_project(tmp: Path, node: str, replay: Path, hook_port: int) -> DaemonProcess:
     port = free_port()
+    # paced: the kill must land inside the storm whatever the speed of the machine (the
+    # standby takes a moment to start; unpaced, a fast engine can finish first)
     config = write_project(tmp, port, replay,
-                           {"hook": f"webhook://127.0.0.1:{hook_port}/webhook"})
+                           {"hook": f"webhook://127.0.0.1:{hook_port}/webhook"},
+                           replay_rate=1500.0)
     with config.open("a") as handle:
         handle.write("storage:\n  backend: postgres\n  dsn: ${BM_TEST_DSN}\n"
                      f"cluster:\n  node: {node}\n  lease_ttl: 4s\n  claim_ttl: 4s\n")

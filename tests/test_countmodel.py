@@ -383,3 +383,25 @@ def test_scores_do_not_depend_on_when_they_were_asked_for() -> None:
     assert asked.to_state() == quiet.to_state()
     when = rows[-1][0] + STEP
     assert asked.evaluate(when, 40.0).statistic == quiet.evaluate(when, 40.0).statistic
+
+
+def test_calibration_speaks_only_after_a_day_of_buckets() -> None:
+    """Until ``min_weight`` buckets were seen the calibrated tail knows nothing (inf: the
+    count model alone decides), although it refits from the first sample on."""
+    from monitor.detect.countmodel_stats import TailCalibrator
+
+    calib = TailCalibrator(min_weight=288)
+    for i in range(287):
+        calib.observe(0.1 * (i % 5), 1.0)
+    assert calib.surprise(0.3) == math.inf
+    calib.observe(0.1, 1.0)
+    assert calib.surprise(0.3) < math.inf
+
+
+def test_a_storm_on_the_first_afternoon_fires() -> None:
+    """Three hours of history (calibration not warm yet) and a bucket of 140 mentions
+    where 8 are usual: the count model fires on its own."""
+    model = CountModel(CountModelParams())
+    rows = [(START + i * STEP, 8.0) for i in range(36)]
+    assert run(model, rows) == []
+    assert model.evaluate(START + 36 * STEP, 140.0, fraction=0.5).fired

@@ -167,7 +167,7 @@ async def test_intake_refuses_past_capacity_and_resolves_each_batch_when_stored(
     second = intake.offer(_posts(50, 300))
     seen: list[int] = []
 
-    def process(posts: list[Post], _: Any) -> list[bool]:
+    def process(posts: list[Post], _: Any, seqs: list[int]) -> list[bool]:
         seen.append(len(posts))
         return [int(p.id) % 2 == 0 for p in posts]
 
@@ -189,7 +189,7 @@ async def test_a_source_waits_for_room_instead_of_growing_the_queue() -> None:
     done: list[str] = []
     all_in = asyncio.Event()
 
-    def process(posts: list[Post], _: Any) -> list[bool]:
+    def process(posts: list[Post], _: Any, seqs: list[int]) -> list[bool]:
         done.extend(p.id for p in posts)
         if len(done) == 11:
             all_in.set()
@@ -206,7 +206,7 @@ async def test_a_poisonous_post_is_skipped_and_the_rest_stored() -> None:
     metrics = Metrics()
     intake = Intake(100, metrics, batch=10)
 
-    def process(posts: list[Post], _: Any) -> list[bool]:
+    def process(posts: list[Post], _: Any, seqs: list[int]) -> list[bool]:
         if any(p.id == "3" for p in posts):
             raise RuntimeError("detector bug")
         return [True] * len(posts)
@@ -236,7 +236,7 @@ async def test_outbound_posts_go_ahead_of_a_storm_and_answers_keep_request_order
     mixed = intake.offer([_posts(1, 900)[0], own, _posts(1, 901)[0]])
     order: list[str] = []
 
-    def process(posts: list[Post], _: Any) -> list[bool]:
+    def process(posts: list[Post], _: Any, seqs: list[int]) -> list[bool]:
         order.extend(p.id for p in posts)
         return [p.id != "901" for p in posts]  # 901 "a duplicate"
 
@@ -308,7 +308,7 @@ async def test_the_worker_enriches_the_next_batch_while_the_engine_runs_this_one
         intake = Intake(1000, Metrics(), batch=100)
         done = intake.offer([replace(p, text=p.id) for p in _posts(400)])
 
-        def process(posts: list[Post], enrichments: Any) -> list[bool]:
+        def process(posts: list[Post], enrichments: Any, seqs: list[int]) -> list[bool]:
             assert enrichments is not None and len(enrichments) == len(posts)
             events.append(f"process {posts[0].text}")
             return [True] * len(posts)

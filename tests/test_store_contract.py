@@ -58,6 +58,32 @@ def test_add_posts_marks_duplicates_and_keeps_each_received_time(make_store: Any
     assert store.post_count() == 3
 
 
+def test_the_ingest_journal_holds_posts_until_they_are_stored(make_store: Any) -> None:
+    store = make_store()
+    store.add_post(post(1, T0), "Acme", 0.0, "neutral")  # stored before
+    big = replace(post(4, T0), text="crème brûlée ✈", url="https://x.test/4", lang="fr",
+                  brand="Acme", author=replace(post(4, T0).author, followers=10**12))
+    batch = [post(1, T0), post(2, T0), post(3, T0 + timedelta(seconds=1)), post(2, T0), big]
+    numbers = store.journal_add(batch, T0)
+    assert [n is None for n in numbers] == [True, False, False, True, False]
+    assert numbers[1] < numbers[2] < numbers[4]
+    assert store.journal_add([post(3, T0)], T0) == [None]  # journaled already
+    store.close()
+    store = make_store()  # durable
+    pending = store.journal_pending()
+    assert [(n, p) for n, p in pending] == [(numbers[1], batch[1]), (numbers[2], batch[2]),
+                                             (numbers[4], big)]
+    with store.transaction():  # taken out with the transaction that stores them
+        store.add_posts([(p, "Acme", 0.0, "neutral") for _, p in pending[:2]], T0)
+        store.journal_done([n for n, _ in pending[:2]])
+    assert [p.id for _, p in store.journal_pending()] == ["4"]
+    assert store.journal_add([post(2, T0)], T0) == [None]  # stored now
+    with pytest.raises(RuntimeError), store.transaction():  # a rollback keeps them
+        store.journal_done([numbers[4]])
+        raise RuntimeError("rolled back")
+    assert [p.id for _, p in store.journal_pending()] == ["4"]
+
+
 def test_posts_between_is_time_ordered_and_bounded_by_sequence(make_store: Any) -> None:
     store = make_store()
     store.add_post(post(1, T0 + timedelta(seconds=30)), "Acme", 0.0, "neutral")

@@ -209,6 +209,11 @@ class HttpConfig:
     #: a request body must arrive within this (else 408)
     body_timeout: timedelta = timedelta(seconds=30)
     max_connections: int = field(default=512, metadata={"min": 1})
+    #: /ingest waits this long for the detectors' verdicts on a batch (posts they cannot
+    #: place) when the engine was idle; past it, or when other posts were queued ahead,
+    #: it answers once the batch is journaled (``"queued": n``: stored, the detectors
+    #: follow)
+    verdict_wait: timedelta = timedelta(milliseconds=50)
 
     def problems(self) -> list[tuple[str, str]]:
         found = [(key, f"too short ({len(value)} characters): use at least {MIN_SECRET} random "

@@ -411,11 +411,9 @@ class TailCalibrator:
 
     def surprise(self, z: float) -> float:
         """Calibrated ``-log10 P(Z >= z)``; ``inf`` while too few samples were seen."""
-        fit = self._fit
-        if fit is None:
-            if self.total <= 0.0 or self.weight < self.min_weight:
-                return math.inf
-            fit = self._refit()
+        if self.total <= 0.0 or self.weight < self.min_weight:
+            return math.inf  # (a fit exists from the first sample on: it is not trusted yet)
+        fit = self._fit or self._refit()
         u, head, slope, table = fit
         if z > u:
             return head + (z - u) * slope

@@ -239,6 +239,10 @@ class _Handlers:
                                 "recognised as duplicates)",
                            headers={"Retry-After": "5"}) from None
         answer: dict[str, Any] = {"accepted": accepted, "duplicates": duplicates}
+        queued = getattr(self.api, "queued", None)  # optional part of DaemonApi
+        waiting = queued(posts) if queued is not None else 0
+        if waiting:  # stored in the journal; the detectors have not seen them yet
+            answer["queued"] = waiting
         unplaced = getattr(self.api, "unplaced", None)  # optional part of DaemonApi
         found = unplaced(posts) if unplaced is not None else []
         if found:  # stored, but no detector could place them in time: say so

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -17,6 +18,9 @@ from monitor.sources.base import SOURCES, Emit, Source
 @dataclass(frozen=True, slots=True)
 class ReplayOptions:
     path: str
+    #: posts per second (0: as fast as the engine takes them), e.g. to show a replay
+    #: unfold, or to keep a failover drill inside the storm it replays
+    rate: float = field(default=0.0, metadata={"min": 0.0})
 
 
 def read_posts(path: Path) -> Iterator[Post | PostError]:
@@ -41,7 +45,12 @@ class ReplaySource(Source):
 
     async def run(self, emit: Emit) -> None:
         path = Path(self.options.path)
+        rate = self.options.rate
+        started = time.monotonic()
         self.ok()
+        # history: the daemon's wall-clock ticks wait until it is all in (closing the
+        # buckets at "now" in between would make the rest of it late)
+        self.catching_up = True
         for index, item in enumerate(read_posts(path)):
             if isinstance(item, PostError):
                 self.malformed(str(item))
@@ -49,6 +58,11 @@ class ReplaySource(Source):
             await emit(item)
             self.health.posts += 1
             self.health.last_post_at = item.created_at
-            if index % 500 == 0:
+            if rate:
+                ahead = started + (index + 1) / rate - time.monotonic()
+                if ahead > 0.01:
+                    await asyncio.sleep(ahead)
+            elif index % 500 == 0:
                 await asyncio.sleep(0)
+        self.catching_up = False
         self.health.state = "finished"

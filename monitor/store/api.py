@@ -70,6 +70,21 @@ class PostStore(Protocol):
     def post_count(self) -> int: ...
 
 
+class JournalStore(Protocol):
+    """The ingest journal: posts acknowledged to an HTTP sender before the engine ran
+    them. A journaled post is removed in the transaction that stores it for good
+    (:meth:`journal_done`); after a crash the daemon runs what is left."""
+
+    def journal_add(self, posts: Sequence[Post], received_at: datetime) -> list[int | None]:
+        """Journal the new posts (one transaction); per post its journal number, None
+        for a duplicate (stored, journaled, or earlier in ``posts``)."""
+
+    def journal_done(self, seqs: Sequence[int]) -> None: ...
+
+    def journal_pending(self) -> list[tuple[int, Post]]:
+        """The journaled posts, oldest first."""
+
+
 class CheckpointStore(Protocol):
     """Detector state and the post sequence number it covers (see monitor.engine)."""
 
@@ -303,7 +318,7 @@ class LeaseStore(Protocol):
         held (same owner and epoch) and fails with LeaseLost otherwise."""
 
 
-class Store(Transactional, PostStore, CheckpointStore, AggregateStore, AlertStore,
+class Store(Transactional, PostStore, JournalStore, CheckpointStore, AggregateStore, AlertStore,
             LifecycleStore, SilenceStore, OutboxStore, CursorStore, OutboundStore,
             WebActionStore, DashboardReads, Retention, LeaseStore, Protocol):
     """Everything durable. ``backend`` names the implementation."""

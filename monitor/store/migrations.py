@@ -178,7 +178,23 @@ def _v7(db: sqlite3.Connection) -> None:
     _script(db, _V7_ALL_TABLES)
 
 
-STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7)
+_V8_JOURNAL = """
+CREATE TABLE journal (
+    jseq INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, created_at REAL NOT NULL,
+    author_id TEXT NOT NULL, author_handle TEXT NOT NULL, followers INTEGER,
+    text TEXT NOT NULL, url TEXT, lang TEXT, client TEXT, post_brand TEXT,
+    received_at REAL NOT NULL,
+    UNIQUE (source, id))
+"""
+
+
+def _v8(db: sqlite3.Connection) -> None:
+    """The ingest journal: HTTP posts acknowledged before the engine ran them."""
+    _script(db, _V8_JOURNAL)
+
+
+STEPS: tuple[Step, ...] = (_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8)
 LATEST = len(STEPS)
 
 

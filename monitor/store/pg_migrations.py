@@ -103,7 +103,23 @@ def _v1(cur: Any) -> None:
     _script(cur, _V1)
 
 
-STEPS: tuple[Step, ...] = (_v1,)
+_V2_JOURNAL = """
+CREATE TABLE journal (
+    jseq BIGSERIAL PRIMARY KEY,
+    source TEXT NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, author_id TEXT NOT NULL,
+    author_handle TEXT NOT NULL, followers BIGINT, text TEXT NOT NULL, url TEXT, lang TEXT,
+    client TEXT, post_brand TEXT, received_at DOUBLE PRECISION NOT NULL,
+    UNIQUE (source, id))
+"""
+
+
+def _v2(cur: Any) -> None:
+    """The ingest journal (SQLite v8)."""
+    _script(cur, _V2_JOURNAL)
+
+
+STEPS: tuple[Step, ...] = (_v1, _v2)
 LATEST = len(STEPS)
 
 

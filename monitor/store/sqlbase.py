@@ -218,6 +218,63 @@ class SqlStore(SqlCore):
             found.update((source, r[0]) for r in rows)
         return found
 
+    # the ingest journal (JournalStore) --------------------------------------------
+    _JOURNAL_COLUMNS = ("source, id, kind, created_at, author_id, author_handle, followers, "
+                        "text, url, lang, client, post_brand, received_at")
+
+    def journal_add(self, posts: Sequence[Post], received_at: datetime) -> list[int | None]:
+        """Journal the new posts of an HTTP batch, in one transaction; per post its
+        journal number, None for a duplicate (stored, journaled, or earlier in ``posts``)."""
+        keys = [(p.source, p.id) for p in posts]
+        known = self._existing(keys) | set(self._journaled(keys))
+        received = received_at.timestamp()
+        fresh: list[tuple[str, str] | None] = []
+        rows = []
+        for post, key in zip(posts, keys, strict=True):
+            if key in known:
+                fresh.append(None)
+                continue
+            known.add(key)
+            fresh.append(key)
+            a = post.author
+            rows.append((post.source, post.id, post.kind, post.created_at.timestamp(), a.id,
+                         a.handle, a.followers, post.text, post.url, post.lang, post.client,
+                         post.brand, received))
+        if not rows:
+            return [None] * len(posts)
+        with self.transaction():
+            self._executemany(f"INSERT INTO journal ({self._JOURNAL_COLUMNS}) VALUES "
+                              "(?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            numbers = self._journaled(keys)
+        return [None if key is None else numbers[key] for key in fresh]
+
+    def _journaled(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The journal numbers of those (source, id) keys that are journaled."""
+        found: dict[tuple[str, str], int] = {}
+        by_source: dict[str, list[str]] = {}
+        for source, post_id in keys:
+            by_source.setdefault(source, []).append(post_id)
+        for source, ids in by_source.items():
+            rows = self._in_chunks("SELECT id, jseq FROM journal WHERE source=? AND id IN "
+                                   "({marks})", ids, [source])
+            found.update(((source, r[0]), int(r[1])) for r in rows)
+        return found
+
+    def journal_done(self, seqs: Sequence[int]) -> None:
+        """Remove journaled posts (in the caller's transaction: the one storing them)."""
+        for i in range(0, len(seqs), IN_CHUNK):
+            part = list(seqs[i:i + IN_CHUNK])
+            self._run(f"DELETE FROM journal WHERE jseq IN ({marks(len(part))})", part)
+
+    def journal_pending(self) -> list[tuple[int, Post]]:
+        out = []
+        for r in self._rows(f"SELECT jseq, {self._JOURNAL_COLUMNS} FROM journal ORDER BY jseq"):
+            out.append((int(r[0]), Post(
+                id=r[2], source=r[1], kind=r[3], brand=r[12], created_at=dt(r[4]),
+                author=Author(id=r[5], handle=r[6], followers=r[7]), text=r[8], url=r[9],
+                lang=r[10], client=r[11])))
+        return out
+
     def _scope(self) -> str:
         """The filter (with its trailing AND) of a store scoped to part of the posts."""
         return ""
