@@ -95,6 +95,14 @@ def test_posts_between_is_time_ordered_and_bounded_by_sequence(make_store: Any) 
     window = T0, T0 + timedelta(seconds=60)
     assert [s.post.id for s in store.posts_between("Acme", *window)] == ["2", "3", "1"]
     assert [s.post.id for s in store.posts_between("Acme", *window, max_seq=cut)] == ["2", "1"]
+    # read a page at a time: ties in time are broken by sequence, across pages too
+    store.add_post(post(6, T0 + timedelta(seconds=20)), "Acme", 0.0, "neutral")
+    store.add_post(post(7, T0 + timedelta(seconds=20)), "Acme", 0.0, "neutral")
+    for chunk in (1, 2, 3, 100):
+        assert [s.post.id for s in store.posts_between("Acme", *window, chunk=chunk)] == [
+            "2", "3", "6", "7", "1"]
+        assert [s.post.id for s in store.posts_between("Acme", *window, max_seq=cut,
+                                                       chunk=chunk)] == ["2", "1"]
 
 
 def test_post_fields_round_trip_including_unicode_and_big_audiences(make_store: Any) -> None:

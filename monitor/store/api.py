@@ -13,7 +13,7 @@ Times are timezone-aware datetimes (UTC).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -59,7 +59,8 @@ class PostStore(Protocol):
     def post_text(self, source: str, post_id: str) -> str | None: ...
 
     def posts_between(self, brand: str, start: datetime, end: datetime,
-                      max_seq: int | None = None) -> list[StoredPost]: ...
+                      max_seq: int | None = None, chunk: int = 5000) -> Iterator[StoredPost]:
+        """Oldest first, read ``chunk`` posts at a time (bounded memory)."""
 
     def posts_after(self, seq: int, limit: int = 1000) -> list[StoredPost]: ...
 

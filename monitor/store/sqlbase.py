@@ -292,16 +292,25 @@ class SqlStore(SqlCore):
         return None if row is None else str(row[0])
 
     def posts_between(self, brand: str, start: datetime, end: datetime,
-                      max_seq: int | None = None) -> list[StoredPost]:
+                      max_seq: int | None = None, chunk: int = 5000) -> Iterator[StoredPost]:
         """A brand's posts created in [start, end), oldest first (with ``max_seq``: only
-        those stored up to that sequence number)."""
-        sql = (f"SELECT seq, {POST_COLUMNS} FROM posts WHERE brand=? AND created_at>=? "
-               "AND created_at<?")
-        params: list[Any] = [brand, ts(start), ts(end)]
-        if max_seq is not None:
-            sql += " AND seq<=?"
-            params.append(max_seq)
-        return [stored_post(r) for r in self._rows(sql + " ORDER BY created_at, seq", params)]
+        those stored up to that sequence number), read ``chunk`` at a time: a restart in
+        a storm replays an open window of a million posts in bounded memory."""
+        base = (f"SELECT seq, {POST_COLUMNS} FROM posts WHERE brand=? AND created_at<?"
+                + (" AND seq<=?" if max_seq is not None else ""))
+        head: list[Any] = [brand, ts(end)] + ([max_seq] if max_seq is not None else [])
+        rows = self._rows(base + " AND created_at>=? ORDER BY created_at, seq LIMIT ?",
+                          [*head, ts(start), chunk])
+        # (created_at >= t: the index's lower bound; then past the last row's sequence)
+        page = base + (" AND created_at>=? AND (created_at>? OR seq>?) ORDER BY created_at, "
+                       "seq LIMIT ?")
+        while True:
+            for r in rows:
+                yield stored_post(r)
+            if len(rows) < chunk:
+                return
+            after, last = rows[-1][5], rows[-1][0]  # keyset: past the last row read
+            rows = self._rows(page, [*head, after, after, last, chunk])
 
     def posts_after(self, seq: int, limit: int = 1000) -> list[StoredPost]:
         """Posts stored after sequence number ``seq``, in the order they were stored."""
