@@ -150,19 +150,27 @@ def test_state_without_the_absolute_channel_still_loads() -> None:
     assert restored.to_state() == model.to_state()
 
 
-def test_volume_detector_explains_an_absolute_alert_and_loads_old_states() -> None:
-    rule = Rule(name="v", signal="volume_spike", channels=("x",),
-                params=VolumeParams(min_count=5, min_authors=2))
+def _quiet_detector(params: VolumeParams, days: int, base: float, seed: int
+                    ) -> tuple[Rule, BrandConfig, VolumeSpikeDetector, int]:
+    """A volume detector fed ``days`` of quiet traffic (``base`` mentions per bucket,
+    daily rhythm); with the number of posts it saw."""
+    rule = Rule(name="v", signal="volume_spike", channels=("x",), params=params)
     brand = BrandConfig("Acme", ("@acme",))
     detector = VolumeSpikeDetector(rule, brand)
-    rng = random.Random(9)
+    rng = random.Random(seed)
     n = 0
-    for i in range(9 * DAY):  # nine quiet days, ~1 mention per bucket
-        at = START + i * STEP
-        for _ in range(poisson(rng, rate(i, 1.0))):
+    for i in range(days * DAY):
+        at = START + i * STEP + timedelta(seconds=30)
+        for _ in range(poisson(rng, rate(i, base))):
             n += 1
-            detector.observe(EnrichedPost(post(n, at + timedelta(seconds=30)), "Acme", 0.0,
-                                          "neutral"), at + timedelta(seconds=30))
+            detector.observe(EnrichedPost(post(n, at), "Acme", 0.0, "neutral"), at)
+    return rule, brand, detector, n
+
+
+def test_volume_detector_explains_an_absolute_alert_and_loads_old_states() -> None:
+    # nine quiet days, ~1 mention per bucket
+    rule, brand, detector, n = _quiet_detector(VolumeParams(min_count=5, min_authors=2), 9,
+                                               1.0, 9)
     state = json.loads(json.dumps(detector.to_state()))
     del state["model"]["absolute"]  # as saved before the channel existed
     old = VolumeSpikeDetector(rule, brand)
@@ -188,19 +196,8 @@ def test_a_burst_the_author_floor_holds_back_opens_no_silent_episode() -> None:
     """A bucket the detector's floors kept from firing (one account posting a lot)
     must not become an episode of the model when it closes: the detector would stay
     blind to a real crisis until that episode calmed down."""
-    rule = Rule(name="v", signal="volume_spike", channels=("x",),
-                params=VolumeParams(min_count=5, min_authors=5))
-    brand = BrandConfig("Acme", ("@acme",))
-    detector = VolumeSpikeDetector(rule, brand)
-    rng = random.Random(4)
-    n = 0
-    day = START
-    for i in range(8 * DAY):  # eight quiet days
-        at = START + i * STEP
-        for _ in range(poisson(rng, rate(i, 2.0))):
-            n += 1
-            when = at + timedelta(seconds=30)
-            detector.observe(EnrichedPost(post(n, when), "Acme", 0.0, "neutral"), when)
+    # eight quiet days
+    _, _, detector, n = _quiet_detector(VolumeParams(min_count=5, min_authors=5), 8, 2.0, 4)
     day = START + 8 * DAY * STEP
     signals = []
     for k in range(80):  # one account, 80 posts in a bucket: held back by min_authors

@@ -138,15 +138,18 @@ def nb_surprise_cap(x: float, mu: float, alpha: float) -> float:
     """
     if x <= mu or x <= 0.0:
         return 0.0
-    k = float(math.ceil(x))
-    m = max(mu, 1e-9)
-    if alpha < POISSON_ALPHA:
-        ln_p = k * math.log(m) - m - math.lgamma(k + 1.0)
-    else:
-        r = 1.0 / alpha
-        ln_p = (math.lgamma(k + r) - math.lgamma(r) - math.lgamma(k + 1.0)
-                + r * math.log(r / (r + m)) + k * math.log(m / (r + m)))
+    ln_p = _nb_ln_pmf(float(math.ceil(x)), max(mu, 1e-9), alpha)
     return max(0.0, -ln_p / _LN10) + _APPROX_SLACK
+
+
+def _nb_ln_pmf(k: float, mu: float, alpha: float) -> float:
+    """``ln P(X = k)`` for X ~ NB(mean ``mu`` > 0, dispersion ``alpha``), Poisson below
+    ``POISSON_ALPHA``."""
+    if alpha < POISSON_ALPHA:
+        return k * math.log(mu) - mu - math.lgamma(k + 1.0)
+    r = 1.0 / alpha
+    return (math.lgamma(k + r) - math.lgamma(r) - math.lgamma(k + 1.0)
+            + r * math.log(r / (r + mu)) + k * math.log(mu / (r + mu)))
 
 
 def _saddlepoint_surprise(x: float, mu: float, alpha: float) -> float | None:
@@ -271,13 +274,7 @@ def nb_upper_share(x: float, mu: float, alpha: float, q: float) -> float:
         hi, pmf = _nb_tail_by_sum(x, mu, alpha)
     else:
         hi = nb_tail_probability(x, mu, alpha)
-        if alpha < POISSON_ALPHA:
-            ln_pmf = x * math.log(mu) - mu - math.lgamma(x + 1.0)
-        else:
-            r = 1.0 / alpha
-            ln_pmf = (math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1.0)
-                      + r * math.log(r / (r + mu)) + x * math.log(mu / (r + mu)))
-        pmf = math.exp(ln_pmf)
+        pmf = math.exp(_nb_ln_pmf(x, mu, alpha))
     lo = max(hi - pmf, 0.0)
     if hi <= q:
         return 1.0
