@@ -278,11 +278,8 @@ class CountModel:
         """Per scale: (shrunk log rate ratio, min(count-model, calibrated) surprise)."""
         expected = mu * fraction
         out: list[tuple[float, float]] = []
-        probe = self._probe_cache
-        closed = probe.closed if probe is not None and probe.bucket == bucket else \
-            self._sums.closed(bucket)
-        for (obs, exp, seen), disp, calib in zip(closed, self._disp, self._calib,
-                                                 strict=True):
+        for (obs, exp, seen), disp, calib in zip(self._sums.closed(bucket), self._disp,
+                                                 self._calib, strict=True):
             total, mean = obs + count, exp + expected
             shrink = self.params.pseudo_count * (seen + fraction)
             z = math.log((total + shrink) / (mean + shrink))

@@ -207,20 +207,28 @@ class SqlStore(SqlCore):
 
     def _existing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Which (source, id) keys are stored already."""
-        found: set[tuple[str, str]] = set()
+        return {(source, r[0]) for source, r in self._by_keys(
+            "SELECT id FROM posts WHERE " + self._scope() + "source=? AND id IN ({marks})",
+            keys, self._scope_params())}
+
+    def _by_keys(self, sql: str, keys: Sequence[tuple[str, str]],
+                 before: Sequence[Any] = ()) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """The rows of ``sql`` (ending ``source=? AND id IN ({marks})``) for the
+        (source, id) ``keys``, one query per source and chunk; each with its source."""
         by_source: dict[str, list[str]] = {}
         for source, post_id in keys:
             by_source.setdefault(source, []).append(post_id)
         for source, ids in by_source.items():
-            rows = self._in_chunks("SELECT id FROM posts WHERE " + self._scope() +
-                                   "source=? AND id IN ({marks})", ids,
-                                   [*self._scope_params(), source])
-            found.update((source, r[0]) for r in rows)
-        return found
+            for row in self._in_chunks(sql, ids, [*before, source]):
+                yield source, row
 
     # the ingest journal (JournalStore) --------------------------------------------
+    # a journaled post is a posts row before the engine: no brand, sentiment or seq
     _JOURNAL_COLUMNS = ("source, id, kind, created_at, author_id, author_handle, followers, "
                         "text, url, lang, client, post_brand, received_at")
+    # ... read back in the posts' column order (stored_post), the engine's part blank
+    _JOURNAL_AS_POST = ("jseq, source, id, kind, NULL, created_at, author_id, author_handle, "
+                        "followers, text, url, lang, client, post_brand, 0.0, '', received_at")
 
     def journal_add(self, posts: Sequence[Post], received_at: datetime) -> list[int | None]:
         """Journal the new posts of an HTTP batch, in one transaction; per post its
@@ -236,10 +244,8 @@ class SqlStore(SqlCore):
                 continue
             known.add(key)
             fresh.append(key)
-            a = post.author
-            rows.append((post.source, post.id, post.kind, post.created_at.timestamp(), a.id,
-                         a.handle, a.followers, post.text, post.url, post.lang, post.client,
-                         post.brand, received))
+            row = _post_params(post, None, 0.0, "", received)
+            rows.append(row[:3] + row[4:13] + row[15:])  # without brand, compound, label
         if not rows:
             return [None] * len(posts)
         with self.transaction():
@@ -250,15 +256,8 @@ class SqlStore(SqlCore):
 
     def _journaled(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The journal numbers of those (source, id) keys that are journaled."""
-        found: dict[tuple[str, str], int] = {}
-        by_source: dict[str, list[str]] = {}
-        for source, post_id in keys:
-            by_source.setdefault(source, []).append(post_id)
-        for source, ids in by_source.items():
-            rows = self._in_chunks("SELECT id, jseq FROM journal WHERE source=? AND id IN "
-                                   "({marks})", ids, [source])
-            found.update(((source, r[0]), int(r[1])) for r in rows)
-        return found
+        return {(source, r[0]): int(r[1]) for source, r in self._by_keys(
+            "SELECT id, jseq FROM journal WHERE source=? AND id IN ({marks})", keys)}
 
     def journal_done(self, seqs: Sequence[int]) -> None:
         """Remove journaled posts (in the caller's transaction: the one storing them)."""
@@ -267,13 +266,8 @@ class SqlStore(SqlCore):
             self._run(f"DELETE FROM journal WHERE jseq IN ({marks(len(part))})", part)
 
     def journal_pending(self) -> list[tuple[int, Post]]:
-        out = []
-        for r in self._rows(f"SELECT jseq, {self._JOURNAL_COLUMNS} FROM journal ORDER BY jseq"):
-            out.append((int(r[0]), Post(
-                id=r[2], source=r[1], kind=r[3], brand=r[12], created_at=dt(r[4]),
-                author=Author(id=r[5], handle=r[6], followers=r[7]), text=r[8], url=r[9],
-                lang=r[10], client=r[11])))
-        return out
+        return [(int(r[0]), stored_post(r).post) for r in self._rows(
+            f"SELECT {self._JOURNAL_AS_POST} FROM journal ORDER BY jseq")]
 
     def _scope(self) -> str:
         """The filter (with its trailing AND) of a store scoped to part of the posts."""
