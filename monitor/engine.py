@@ -148,7 +148,8 @@ class Engine:
         self._by_brand_kind = {k: tuple(v) for k, v in index.items()}
         # tick schedule: (time, order, detector); stale entries are skipped
         self._schedule: list[tuple[datetime, int, Detector]] = []
-        self._scheduled: dict[int, int] = {}  # id(detector) -> order of its live entry
+        # id(detector) -> (order, time) of its live entry in the schedule
+        self._scheduled: dict[int, tuple[int, datetime]] = {}
         self._reschedule: dict[int, Detector] = {id(d): d for d in self.detectors.values()}
 
     def _new_detector(self, rule: Rule, brand: BrandConfig, *, load: bool) -> Detector:
@@ -455,7 +456,8 @@ class Engine:
         due: list[Detector] = []
         while schedule and schedule[0][0] <= now:
             _, order, detector = heapq.heappop(schedule)
-            if self._scheduled.get(id(detector)) != order:
+            live = self._scheduled.get(id(detector))
+            if live is None or live[0] != order:
                 continue  # superseded by a later entry
             del self._scheduled[id(detector)]
             due.append(detector)
@@ -468,13 +470,17 @@ class Engine:
 
     def _plan(self) -> None:
         """(Re)schedule the detectors whose next tick may have changed."""
-        for detector in self._reschedule.values():
+        scheduled = self._scheduled
+        for key, detector in self._reschedule.items():
             when = detector.next_tick()
             if when is None:
-                self._scheduled.pop(id(detector), None)
+                scheduled.pop(key, None)
                 continue
+            live = scheduled.get(key)
+            if live is not None and live[1] == when:
+                continue  # unchanged: most posts move no detector's next tick
             order = next(self._order)
-            self._scheduled[id(detector)] = order
+            scheduled[key] = (order, when)
             heapq.heappush(self._schedule, (when, order, detector))
         self._reschedule.clear()
 

@@ -370,6 +370,64 @@ def test_cheap_bound_says_yes_whenever_the_model_would_fire(base: float,
     assert declined >= 0.5 * asked  # and the bound is not trivially "yes"
 
 
+def test_the_per_bucket_floor_never_changes_what_the_bound_says(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """could_fire first compares the count with a floor computed once per bucket (the
+    least count whose calibrated tail, or absolute window, reaches the threshold); it
+    is only a shortcut: with and without it the bound says the same on every case."""
+    from monitor.detect import countmodel
+
+    rng = random.Random(11)
+    params = CountModelParams(sensitivity="high")
+    rows = series(12, 6.0, seed=3)
+    for k in range(4):
+        i = (3 + 2 * k) * DAY + 50
+        rows[i] = (rows[i][0], rows[i][1] * 5 + 15)
+    model = CountModel(params)
+    run(model, rows)
+    cases = []
+    for i in range(200):
+        when = rows[-1][0] + (i + 1) * STEP
+        for _ in range(6):
+            cases.append((i, when, float(rng.randint(0, 60)),
+                          rng.choice([0.05, 0.2, 0.5, 0.9, 1.0])))
+    learned = [float(poisson(rng, rate(12 * DAY + i, 6.0))) for i in range(200)]
+
+    def answers() -> list[bool]:
+        m = _copy(model)
+        out, step = [], 0
+        for i, when, count, fraction in cases:
+            while step < i:
+                m.learn(rows[-1][0] + (step + 1) * STEP, learned[step])
+                step += 1
+            out.append(m.could_fire(when, count, fraction=fraction))
+        return out
+
+    gated = answers()
+    monkeypatch.setattr(countmodel._Probe, "least", lambda self, fraction: -math.inf)
+    assert answers() == gated
+    assert 0 < sum(gated) < len(gated)  # both answers exercised
+
+
+@pytest.mark.parametrize("tail", ["calibrator", "absolute"])
+def test_reach_is_the_least_z_that_scores_the_level(tail: str) -> None:
+    """``reach(level)``: every z below it scores less than ``level``, and z just
+    above it scores at least ``level`` (a tight floor, not just a safe one)."""
+    from monitor.detect.absolute import RobustTail
+    from monitor.detect.countmodel_stats import TailCalibrator
+
+    rng = random.Random(2)
+    calib: TailCalibrator | RobustTail = (
+        TailCalibrator(min_weight=100) if tail == "calibrator" else RobustTail(min_weight=100))
+    for _ in range(3000):
+        calib.observe(abs(rng.gauss(0.0, 0.5)) + (rng.random() < 0.03) * 2.0, 0.999)
+    for level in (0.5, 1.0, 1.7, 2.0, 2.6, 4.9, 8.0):
+        reach = calib.reach(level)
+        below = [reach - d for d in (1e-6, 0.01, 0.3, 1.0) if reach - d > 0.0]
+        assert all(calib.surprise(z) < level for z in below), level
+        assert calib.surprise(reach + 1e-6) >= level - 1e-9, level
+
+
 def test_scores_do_not_depend_on_when_they_were_asked_for() -> None:
     """Two models fed the same buckets, one scored at every step and one never,
     agree exactly: the calibration refits on a schedule of samples, not on demand."""

@@ -197,6 +197,14 @@ class RobustTail:
         self._stale = 0
         return self._fit
 
+    def reach(self, level: float) -> float:
+        """The least ``z`` whose :meth:`surprise` can be ``level`` (> 0; ``inf`` while
+        the tail is silent): every ``z`` below it scores less."""
+        if self.weight < self.min_weight:
+            return math.inf
+        u, head, slope = self._fit or self._refit()
+        return u if level <= head else u + (level - head) / slope
+
     def surprise(self, z: float) -> float:
         """``-log10 P(Z >= z)`` beyond ``u`` (0 below it: the channel only looks at the
         extreme tail); ``0`` while fewer than ``min_weight`` buckets were seen."""
@@ -286,6 +294,21 @@ class AbsoluteChannel:
                     nb_surprise_cap(obs, exp, disp.alpha + extra) >= self.threshold:
                 return True
         return False
+
+    def floor(self, bucket: int, mu: float) -> float:
+        """A count below which :meth:`could_fire` is false for ``bucket`` (``inf`` while
+        the channel is silent): the least count whose window ``z`` reaches its tail's
+        alarm level, over the scales.  Per bucket, so a post costs one comparison."""
+        if not self.warm:
+            return math.inf
+        least = math.inf
+        for (_, obs, exp, seen), tail in zip(self._windows(bucket, 0.0, mu), self._tail,
+                                             strict=True):
+            reach = tail.reach(self.threshold)
+            if reach < 700.0:  # (beyond: no count can reach it)
+                shrink = self.pseudo_count * seen
+                least = min(least, math.exp(reach) * (exp + shrink) - shrink - obs)
+        return least
 
     def evaluate(self, bucket: int, count: float, mu: float, extra: float) -> Evidence:
         """Evidence of the running bucket (count so far) against *whole* expectations."""

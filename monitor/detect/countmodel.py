@@ -204,6 +204,20 @@ class _Probe:
     extra: float
     closed: list[tuple[float, float, int]]  # per scale: WindowSums.closed
     alphas: list[float]  # per scale: the count model's dispersion (+ the baseline's)
+    # the least count that could fire: per scale ``a + b * fraction`` (the count whose
+    # calibrated tail reaches the threshold), and the absolute channel's (any fraction)
+    floors: list[tuple[float, float]]
+    absolute_floor: float
+
+    def least(self, fraction: float) -> float:
+        """Below this count :meth:`CountModel.could_fire` is false (module doc of
+        could_fire): the mean over scales reaches the threshold only if one scale does."""
+        least = self.absolute_floor
+        for a, b in self.floors:
+            need = a + b * fraction
+            if need < least:
+                least = need
+        return least - 1e-9 * (1.0 + abs(least))  # rounding never wrongly rejects
 
 
 class CountModel:
@@ -249,8 +263,19 @@ class CountModel:
             return probe
         bucket = self._locate(bucket_start)
         mu, extra = self._expect(bucket)
-        probe = _Probe(bucket_start, bucket, mu, extra, self._sums.closed(bucket),
-                       [disp.alpha + extra for disp in self._disp])
+        closed = self._sums.closed(bucket)
+        pseudo = self.params.pseudo_count
+        floors: list[tuple[float, float]] = []
+        for (obs, exp, seen), calib in zip(closed, self._calib, strict=True):
+            # z >= reach  <=>  obs + count + c (seen + f) >= e^reach (exp + mu f + c (seen + f))
+            reach = calib.reach(self._threshold)
+            if reach < 700.0:  # (beyond: no count reaches it at this scale)
+                grow = math.exp(reach)
+                floors.append((grow * (exp + pseudo * seen) - obs - pseudo * seen,
+                               grow * (mu + pseudo) - pseudo))
+        absolute_floor = self._abs.floor(bucket, mu) if self.params.absolute else math.inf
+        probe = _Probe(bucket_start, bucket, mu, extra, closed,
+                       [disp.alpha + extra for disp in self._disp], floors, absolute_floor)
         self._probe_cache = probe
         return probe
 
@@ -272,6 +297,14 @@ class CountModel:
         mu = max(mu, 1e-3)
         self._mu_cache = (bucket, mu, extra)
         return mu, extra
+
+    def _log_ratios(self, bucket: int, count: float, mu: float) -> list[float]:
+        """Per scale, the shrunk log rate ratio of a whole bucket (``_terms``' first
+        half: what the calibration learns)."""
+        pseudo = self.params.pseudo_count
+        return [math.log((obs + count + shrink) / (exp + mu + shrink))
+                for obs, exp, seen in self._sums.closed(bucket)
+                for shrink in (pseudo * (seen + 1.0),)]
 
     def _terms(self, bucket: int, count: float, mu: float, extra: float,
                fraction: float) -> list[tuple[float, float]]:
@@ -349,6 +382,8 @@ class CountModel:
             return False
         fraction = min(max(fraction, 1e-3), 1.0)
         probe = self._probe(bucket_start)
+        if count < probe.least(fraction):
+            return False  # no scale's calibrated tail, no absolute window reaches it
         expected = probe.mu * fraction
         pseudo = self.params.pseudo_count
         scales = len(self._calib)
@@ -403,23 +438,25 @@ class CountModel:
             self._mu_cache = self._eval_cache = self._probe_cache = None
             return
         mu, extra = self._expect(bucket)
-        cached = self._eval_cache
-        if cached is not None and cached[0] == bucket and cached[1] == count:
-            terms = cached[2]
-        else:
-            terms = self._terms(bucket, count, mu, extra, 1.0)
-        statistic = self._statistic(terms)
-        for calib, (z, _) in zip(self._calib, terms, strict=True):
-            calib.observe(z, self._calib_decay)
         calm = not self._active
-        if self._active:
-            self._calm = self._calm + 1 if statistic < p.calm_surprise else 0
-            self._pending_resolve = self._calm >= p.calm_buckets
-        else:
+        if calm:  # the calibration learns the log rate ratios; no tail is needed
+            zs = self._log_ratios(bucket, count, mu)
             self._update_dispersion(bucket, count, mu, extra)
+        else:  # the episode counts calm buckets by their statistic
+            cached = self._eval_cache
+            if cached is not None and cached[0] == bucket and cached[1] == count:
+                terms = cached[2]
+            else:
+                terms = self._terms(bucket, count, mu, extra, 1.0)
+            zs = [z for z, _ in terms]
+            self._calm = self._calm + 1 if self._statistic(terms) < p.calm_surprise else 0
+            self._pending_resolve = self._calm >= p.calm_buckets
+        for calib, z in zip(self._calib, zs, strict=True):
+            calib.observe(z, self._calib_decay)
         if p.absolute:
-            outlying = self._abs.evaluate(bucket, count, mu, extra).surprise >= \
-                self._abs.threshold
+            outlying = (self._abs.could_fire(bucket, count, mu, extra)  # cheap bound first
+                        and self._abs.evaluate(bucket, count, mu, extra).surprise
+                        >= self._abs.threshold)
             self._abs.learn(bucket, count, mu, extra, calm=calm, outlying=outlying)
         hi = upper_bound(mu, self._disp[0].alpha + extra, p.winsor_z)
         self._base.learn(bucket, min(max(count, 2.0 * mu - hi), hi))

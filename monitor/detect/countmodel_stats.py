@@ -406,6 +406,16 @@ class TailCalibrator:
         self._stale = 0
         return self._fit
 
+    def reach(self, level: float) -> float:
+        """The least ``z >= 0`` whose :meth:`surprise` can be ``level`` (> 0): every
+        ``z`` below it scores less (the surprise never falls as ``z`` grows)."""
+        if self.total <= 0.0 or self.weight < self.min_weight:
+            return 0.0  # untrusted: any excess scores inf
+        u, head, slope, table = self._fit or self._refit()
+        if level > head:
+            return u + (level - head) / slope
+        return self.width * next(i for i, v in enumerate(table) if v >= level)
+
     def surprise(self, z: float) -> float:
         """Calibrated ``-log10 P(Z >= z)``; ``inf`` while too few samples were seen."""
         if self.total <= 0.0 or self.weight < self.min_weight:
