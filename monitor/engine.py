@@ -146,11 +146,16 @@ class Engine:
             for kind in detector.kinds:
                 index.setdefault((brand_name, kind), []).append(detector)
         self._by_brand_kind = {k: tuple(v) for k, v in index.items()}
-        # tick schedule: (time, order, detector); stale entries are skipped
-        self._schedule: list[tuple[datetime, int, Detector]] = []
+        # (time, rank, order, detector): detectors due at the same time tick in the
+        # order of the configuration (rank); stale entries (order) are skipped
+        self._schedule: list[tuple[datetime, int, int, Detector]] = []
+        self._rank = {id(d): rank for rank, d in enumerate(self.detectors.values())}
         # id(detector) -> (order, time) of its live entry in the schedule
         self._scheduled: dict[int, tuple[int, datetime]] = {}
         self._reschedule: dict[int, Detector] = {id(d): d for d in self.detectors.values()}
+        # the (brand, kind) groups that observed posts since the last plan: one mark per
+        # post instead of one per detector
+        self._reschedule_groups: dict[tuple[str, str], tuple[Detector, ...]] = {}
 
     def _new_detector(self, rule: Rule, brand: BrandConfig, *, load: bool) -> Detector:
         """A detector for ``rule`` and ``brand``, warm from its stored state when that
@@ -417,11 +422,13 @@ class Engine:
             item = EnrichedPost(post, brand, e.compound, e.label, e.tags[i] if e.tags else ())
             self.aggregates.add(item)
             late = False
-            for detector in self._by_brand_kind.get((brand, post.kind), ()):
+            group = self._by_brand_kind.get((brand, post.kind), ())
+            for detector in group:
                 before = detector.late
                 signals += detector.observe(item, now)
-                late = late or detector.late > before
-                self._reschedule[id(detector)] = detector
+                if detector.late != before:
+                    late = True
+            self._reschedule_groups[(brand, post.kind)] = group
             if late:
                 self.metrics.late.labels(brand).inc()
                 self._unplaced = "late"
@@ -455,7 +462,7 @@ class Engine:
         schedule = self._schedule
         due: list[Detector] = []
         while schedule and schedule[0][0] <= now:
-            _, order, detector = heapq.heappop(schedule)
+            _, _, order, detector = heapq.heappop(schedule)
             live = self._scheduled.get(id(detector))
             if live is None or live[0] != order:
                 continue  # superseded by a later entry
@@ -471,6 +478,10 @@ class Engine:
     def _plan(self) -> None:
         """(Re)schedule the detectors whose next tick may have changed."""
         scheduled = self._scheduled
+        for group in self._reschedule_groups.values():
+            for detector in group:
+                self._reschedule[id(detector)] = detector
+        self._reschedule_groups.clear()
         for key, detector in self._reschedule.items():
             when = detector.next_tick()
             if when is None:
@@ -481,7 +492,7 @@ class Engine:
                 continue  # unchanged: most posts move no detector's next tick
             order = next(self._order)
             scheduled[key] = (order, when)
-            heapq.heappush(self._schedule, (when, order, detector))
+            heapq.heappush(self._schedule, (when, self._rank[key], order, detector))
         self._reschedule.clear()
 
     def prune_steps(self) -> list[Callable[[], bool]]:

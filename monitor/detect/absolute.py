@@ -274,16 +274,22 @@ class AbsoluteChannel:
             out.append((scale, obs_s, exp_s, seen_s))
         return out
 
+    def _open(self, bucket: int, mu: float) -> list[tuple[int, float, float, int]]:
+        """``_windows`` without the running count, once per bucket: the floor, the
+        bound on every post and the close all start from it."""
+        base = self._base
+        if base is None or base[0] != bucket or base[1] != mu:
+            base = self._base = (bucket, mu, self._windows(bucket, 0.0, mu))
+        return base[2]
+
     def could_fire(self, bucket: int, count: float, mu: float, extra: float) -> bool:
         """Cheap necessary condition for :meth:`evaluate` to reach the threshold: each
         window's evidence is capped by its tail's surprise and by the count model's
         point probability (:func:`nb_surprise_cap`: no series)."""
         if not self.warm:
             return False
-        base = self._base
-        if base is None or base[0] != bucket or base[1] != mu:
-            base = self._base = (bucket, mu, self._windows(bucket, 0.0, mu))
-        for (_, obs, exp, seen), disp, tail in zip(base[2], self._disp, self._tail,
+        for (_, obs, exp, seen), disp, tail in zip(self._open(bucket, mu), self._disp,
+                                                   self._tail,
                                                    strict=True):
             obs += count
             if obs <= exp:
@@ -302,7 +308,7 @@ class AbsoluteChannel:
         if not self.warm:
             return math.inf
         least = math.inf
-        for (_, obs, exp, seen), tail in zip(self._windows(bucket, 0.0, mu), self._tail,
+        for (_, obs, exp, seen), tail in zip(self._open(bucket, mu), self._tail,
                                              strict=True):
             reach = tail.reach(self.threshold)
             if reach < 700.0:  # (beyond: no count can reach it)
@@ -331,8 +337,10 @@ class AbsoluteChannel:
         """A closed bucket: ``calm`` = outside every alert episode (the dispersion learns
         it); ``outlying`` = its evidence reached this channel's alarm level (the tail
         does not learn it)."""
-        for (_, obs, exp, seen), disp, tail in zip(self._windows(bucket, count, mu),
-                                                   self._disp, self._tail, strict=True):
+        windows = [(scale, obs + count, exp, seen)
+                   for scale, obs, exp, seen in self._open(bucket, mu)]
+        for (_, obs, exp, seen), disp, tail in zip(windows, self._disp, self._tail,
+                                                   strict=True):
             if not calm:
                 continue
             disp.observe(obs, exp, extra)

@@ -163,11 +163,16 @@ class DigestDetector(Detector):
 
     # -- posts and time -----------------------------------------------------------
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
-        if item.post.kind not in self.inner.kinds:
+        inner = self.inner
+        if item.post.kind not in inner.kinds:
             return []
-        before = self.inner.late
-        found = [s for s in self.inner.observe(item, now) if s.state == "firing"]
-        self.late += self.inner.late - before
+        before = inner.late
+        signalled = inner.observe(item, now)
+        if inner.late != before:
+            self.late += inner.late - before
+        if not signalled and self.episode is None:
+            return []  # the usual post: it joins nothing and nothing is due
+        found = [s for s in signalled if s.state == "firing"]
         at = item.post.created_at
         now = max(now, at)
         signals = self._catch_up(now)

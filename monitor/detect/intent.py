@@ -47,13 +47,14 @@ class IntentDetector(Detector):
         self.params: IntentParams = rule.params
         self.extra = (*intent.phrase_patterns(intent.PURCHASE, self.params.purchase_phrases),
                       *intent.phrase_patterns(intent.CHURN, self.params.churn_phrases))
+        self.wanted = frozenset(self.params.tags)
 
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
         params = self.params
         if item.reach < params.min_followers:
             return []
-        wanted = set(params.tags)
-        if not self.extra and not wanted.intersection(item.tags):
+        wanted = self.wanted
+        if not self.extra and wanted.isdisjoint(item.tags):
             return []  # the engine's tags come from the built-in lexicon
         own = intent.own_terms(self.brand)
         matches = [m for m in intent.find(item.post.text, self.extra, own) if m.tag in wanted]

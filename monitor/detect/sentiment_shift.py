@@ -133,7 +133,7 @@ class NegativeSurgeDetector(Detector):
 
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
         closed, bucket = self.buckets.place(item.post.created_at)
-        signals = self._close_all(closed)
+        signals = self._close_all(closed) if closed else []
         if bucket is None:
             self.late += 1  # closed windows stay closed; the engine reports the count
             return signals

@@ -128,20 +128,20 @@ class VolumeSpikeDetector(Detector):
     # -- posts --------------------------------------------------------------
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
         closed, bucket = self.buckets.place(item.post.created_at)
-        signals = self._close_all(closed)
+        signals = self._close_all(closed) if closed else []
         if bucket is None:
             self.late += 1  # closed buckets stay closed; the engine reports the count
             return signals
         bucket.add(item)
+        if (self.alerting or bucket.count < self.params.min_count
+                or len(bucket.authors) < self.params.min_authors):
+            return signals  # cheap floors first: the model is only asked when it matters
         if bucket is self.buckets.current:
             size = self.params.bucket.total_seconds()
             elapsed = (max(now, item.post.created_at) - bucket.start).total_seconds()
             fraction = min(1.0, max(elapsed / size, 0.05))
         else:  # a late post for the bucket that is still open for them: it is complete
             fraction = 1.0
-        if (self.alerting or bucket.count < self.params.min_count
-                or len(bucket.authors) < self.params.min_authors):
-            return signals  # cheap floors first: the model is only asked when it matters
         if not self.model.active and not self.model.could_fire(
                 bucket.start, bucket.count, fraction=fraction):
             return signals  # the cheap bound says it cannot fire: no tail to compute

@@ -167,6 +167,8 @@ class OpenBuckets:
         """When ``advance`` will next have work (None: no bucket is open)."""
         if self.current is None:
             return None
+        if self._quiet_until is not None:
+            return self._quiet_until  # advance() computed it, and nothing moved since
         until = self.current.start + self.size
         if self.prev is not None:
             until = min(until, self.prev.start + self.size + self.lateness)
