@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor import plugins
+from monitor.aggregates import BUCKET as AGGREGATE_BUCKET
 from monitor.aggregates import AggregateBuffer
 from monitor.clock import Clock, ManualClock
 from monitor.config.schema import BrandConfig, Config, Rule, RuleSet
@@ -89,7 +90,8 @@ class Engine:
         if context is None:  # the outbound watchlist and ledger live in this store
             runtime = OutboundRuntime()
             runtime.bind(store)
-            context = DetectorContext(outbound=runtime, expect=self.aggregates.expect)
+            context = DetectorContext(outbound=runtime, expect=self.aggregates.expect,
+                                      expect_bucket=AGGREGATE_BUCKET)
         self.context = context
         self.clock = clock
         self.metrics = metrics

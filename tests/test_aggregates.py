@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from monitor.aggregates import BUCKET
+from tests.conftest import write_project
 from tests.timeline import T0, Harness, steady
 
 
@@ -55,3 +56,26 @@ def test_expected_survives_a_restart_without_double_counting(project: Path) -> N
     rows = again.store.aggregates("Acme", T0 - timedelta(hours=1), T0 + timedelta(hours=3))
     assert sum(r.posts for r in rows) == len(posts)
     assert any(r.expected is not None for r in rows)
+
+
+def test_the_band_comes_from_rules_counting_in_its_bucket_size(tmp_path: Path) -> None:
+    """The band is per 5-minute aggregate: a volume rule with 20-minute buckets (whose
+    expectation is about four times a 5-minute one) must not write into it, and with
+    it configured the band is the same as without it."""
+    posts = steady(T0, 6.0, 12)  # the 20-minute rule is warm after 4 hours
+
+    def band(config: Path) -> dict[float, float | None]:
+        h = Harness(config)
+        h.feed(posts)
+        h.advance(timedelta(minutes=40))
+        h.engine.checkpoint(force=True)
+        rows = h.store.aggregates("Acme", T0 - timedelta(hours=1), T0 + timedelta(hours=8))
+        return {r.start.timestamp(): r.expected for r in rows}
+
+    alone = band(write_project(tmp_path / "alone"))
+    both = write_project(tmp_path / "both")
+    (both.parent / "rules" / "slow.yaml").write_text(
+        "rules:\n  - name: slow-volume\n    signal: volume_spike\n    channels: [file]\n"
+        "    params: {bucket: 20m, min_count: 10, min_authors: 5}\n")
+    assert sum(v is not None for v in alone.values()) > 50
+    assert band(both) == alone

@@ -97,6 +97,7 @@ DISPERSION_GAIN = 0.01
 ALPHA_RANGE = (1e-3, 10.0)
 PRIOR_ALPHA = 0.25
 _LN10 = math.log(10.0)
+_LOG_ALPHA_LO, _LOG_ALPHA_HI = (math.log(a) for a in ALPHA_RANGE)
 
 
 def union_bound_threshold(buckets_per_day: int, horizon_days: float = HORIZON_DAYS,
@@ -125,9 +126,9 @@ class RobustDispersion:
 
     def observe(self, observed: float, expected: float, extra: float) -> None:
         q = DISPERSION_QUANTILE
-        g = nb_upper_share(observed, expected, self.alpha + extra, q)
-        lo_a, hi_a = (math.log(a) for a in ALPHA_RANGE)
-        self.log_alpha = min(max(self.log_alpha + DISPERSION_GAIN * (g - q), lo_a), hi_a)
+        g = nb_upper_share(observed, expected, math.exp(self.log_alpha) + extra, q)
+        self.log_alpha = min(max(self.log_alpha + DISPERSION_GAIN * (g - q), _LOG_ALPHA_LO),
+                             _LOG_ALPHA_HI)
 
 
 @dataclass(slots=True)

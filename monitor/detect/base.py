@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from monitor.config.schema import BrandConfig, Rule
@@ -35,14 +35,13 @@ class EnrichedPost:
     compound: float
     label: str  # negative | neutral | positive
     tags: tuple[str, ...] = ()  # e.g. purchase_intent, churn_risk (monitor.enrich.intent)
+    # derived once per post (every bucketed rule reads them)
+    negative: bool = field(init=False, repr=False, compare=False)
+    reach: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def negative(self) -> bool:
-        return self.label == "negative"
-
-    @property
-    def reach(self) -> int:
-        return self.post.author.followers or 0
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "negative", self.label == "negative")
+        object.__setattr__(self, "reach", self.post.author.followers or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +50,12 @@ class DetectorContext:
     ``outbound``, the watchlist and approved-posts ledger of the outbound screen;
     ``expect(brand, bucket_start, expected)``, where a volume detector reports the
     mention count it expected of each bucket it closes (stored with the per-brand
-    aggregates: the dashboard's expected band)."""
+    aggregates: the dashboard's expected band), if its buckets are ``expect_bucket``
+    long (the aggregates' own; a longer bucket's expectation is not one of theirs)."""
 
     outbound: OutboundRuntime
     expect: Callable[[str, datetime, float], None] | None = None
+    expect_bucket: timedelta | None = None  # the aggregates' bucket that ``expect`` is per
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ heavy a brand's real tail is (the part no count model captures).
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -414,7 +415,7 @@ class TailCalibrator:
         u, head, slope, table = self._fit or self._refit()
         if level > head:
             return u + (level - head) / slope
-        return self.width * next(i for i, v in enumerate(table) if v >= level)
+        return self.width * bisect.bisect_left(table, level)  # (table never falls)
 
     def surprise(self, z: float) -> float:
         """Calibrated ``-log10 P(Z >= z)``; ``inf`` while too few samples were seen."""

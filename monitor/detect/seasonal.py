@@ -292,12 +292,14 @@ class WindowSums:
     def closed(self, bucket: int) -> list[tuple[float, float, int]]:
         """Per scale: (observed, expected, buckets) over the learned buckets that precede
         ``bucket`` inside its window."""
-        if self._buckets and bucket == self._buckets[-1] + 1:
-            return [(r[0], r[1], round(r[2])) for r in self._run]
         memo = self._closed
         if memo is not None and memo[0] == bucket:
             return memo[1]
-        out: list[tuple[float, float, int]] = []
+        if self._buckets and bucket == self._buckets[-1] + 1:
+            out = [(r[0], r[1], round(r[2])) for r in self._run]
+            self._closed = (bucket, out)
+            return out
+        out = []
         for scale in self.scales:
             obs = exp = 0.0
             seen = 0

@@ -80,6 +80,11 @@ class VolumeSpikeDetector(Detector):
         self.silent = 0.0  # log10 probability of the current run of empty buckets
         self.recent = RecentTexts()
         self._dirty = False
+        # the dashboard's expected band is per aggregate bucket (5 minutes): only a rule
+        # counting in that bucket size can say what one was expected to hold (a 20-minute
+        # rule's expectation is four times it, and would write spikes into the band)
+        self._expect = ctx.expect if ctx is not None and \
+            self.params.bucket == ctx.expect_bucket else None
 
     # -- time ---------------------------------------------------------------
     def _close_all(self, closed: list[tuple[Bucket, datetime]]) -> list[Signal]:
@@ -94,9 +99,9 @@ class VolumeSpikeDetector(Detector):
             verdict = self.model.evaluate(bucket.start, bucket.count, fraction=1.0)
         # else nothing to resolve, and nothing fires at a close: a post fires (observe),
         # and one that the floors held back (min_authors) must not open a silent episode
-        if self.model.warm and self.ctx is not None and self.ctx.expect is not None:
-            self.ctx.expect(self.brand.name, bucket.start,
-                            round(self.model.expected(bucket.start), 2))
+        if self._expect is not None and self.model.warm:
+            self._expect(self.brand.name, bucket.start,
+                         round(self.model.expected(bucket.start), 2))
         if bucket.count:
             self.silent = 0.0
         else:
