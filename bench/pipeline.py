@@ -380,6 +380,7 @@ TEXTS: list[str] = []
 
 
 def main() -> None:
+    global REPEAT
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller workloads")
@@ -388,7 +389,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=REPEAT,
                         help="runs of each side of the breadth ratios (the fastest counts)")
     args = parser.parse_args()
-    global REPEAT
     REPEAT = max(1, args.repeat)
     if not data.TWEETS.exists():
         raise SystemExit(f"needs the airline tweets at {data.TWEETS}")
