@@ -480,11 +480,10 @@ class Engine:
     def _plan(self) -> None:
         """(Re)schedule the detectors whose next tick may have changed."""
         scheduled = self._scheduled
-        for group in self._reschedule_groups.values():
-            for detector in group:
-                self._reschedule[id(detector)] = detector
-        self._reschedule_groups.clear()
-        for key, detector in self._reschedule.items():
+        marked = itertools.chain(itertools.chain.from_iterable(self._reschedule_groups.values()),
+                                 self._reschedule.values())
+        for detector in marked:  # (a detector may come twice: the second finds it planned)
+            key = id(detector)
             when = detector.next_tick()
             if when is None:
                 scheduled.pop(key, None)
@@ -495,6 +494,7 @@ class Engine:
             order = next(self._order)
             scheduled[key] = (order, when)
             heapq.heappush(self._schedule, (when, self._rank[key], order, detector))
+        self._reschedule_groups.clear()
         self._reschedule.clear()
 
     def prune_steps(self) -> list[Callable[[], bool]]:

@@ -28,6 +28,10 @@ class Author:
     followers: int | None = None
 
 
+_POST_FIELDS = frozenset({"id", "source", "kind", "brand", "author", "text", "created_at",
+                          "url", "lang", "client"})
+
+
 @dataclass(frozen=True, slots=True)
 class Post:
     """One post as normalised from any source (see DESIGN.md, Post JSONL)."""
@@ -53,9 +57,7 @@ class Post:
         """Validate one decoded JSON object; raise PostError naming the field."""
         if not isinstance(data, Mapping):
             raise PostError("post must be a JSON object")
-        allowed = {"id", "source", "kind", "brand", "author", "text", "created_at", "url",
-                   "lang", "client"}
-        unknown = sorted(set(data) - allowed)
+        unknown = sorted(data.keys() - _POST_FIELDS)
         if unknown:
             raise PostError(f"unknown field(s): {', '.join(map(str, unknown))}")
         post_id = _str(data, "id")

@@ -16,8 +16,8 @@ from tests.timeline import T0, post
 # -- alerts ---------------------------------------------------------------------------------
 def test_alerts_are_idempotent_by_id_and_listed_newest_first(make_store: Any) -> None:
     store = make_store()
-    store.add_alert(alert(1, details={"observed": 3, "terms": ["a", "b"], 5: "x"}))
-    store.add_alert(alert(1, title="changed"))  # same id: ignored
+    assert store.add_alert(alert(1, details={"observed": 3, "terms": ["a", "b"], 5: "x"}))
+    assert not store.add_alert(alert(1, title="changed"))  # same id: ignored
     store.add_alert(alert(2, brand="Globex"))
     store.add_alert(alert(3, created_at=T0 + timedelta(seconds=2)))  # same time as al2
     assert [a.id for a in store.alerts()] == ["al3", "al2", "al1"]
@@ -45,6 +45,8 @@ def test_outbox_lifecycle(make_store: Any) -> None:
     due = store.due(T0)
     assert [(i.alert.id, i.channel) for i in due] == [("al1", "a"), ("al1", "b"), ("al2", "a")]
     store.mark_sent(due[0].id, T0)
+    assert not store.add_alert(alert(1))  # stored again (a crash replayed): not re-queued
+    assert store.outbox_status("al1", "a") == "sent"
     store.mark_failed(due[1].id, "boom", T0 + timedelta(minutes=1), failed_at=T0)
     store.mark_failed(due[2].id, "fatal", None)
     assert store.outbox_counts() == {"sent": 1, "pending": 1, "dead": 1}

@@ -192,26 +192,29 @@ class Lifecycle:
     def store_alert(self, alert: Alert, now: datetime) -> Alert:
         """Store ``alert`` and return it as stored: rotation channels replaced by the
         member on duty at ``now`` (``details.rotation``: {rotation: member}), and
-        non-critical items deferred on channels in quiet hours."""
-        stored = self.store.get_alert(alert.id)
-        if stored is not None:  # stored before a crash: the member on duty then stands
-            return stored
+        non-critical items deferred on channels in quiet hours.  An alert stored
+        before (a crash replayed) is returned as it was stored: the member on duty
+        then stands, and nothing is queued or released again."""
         channels, picked = resolve_channels(alert.channels, self.channels, now)
         if picked:
             alert = dataclasses.replace(alert, channels=channels,
                                         details=dict(alert.details, rotation=picked))
         deferred: dict[str, datetime] = {}
+        release: list[str] = []
         for name in alert.channels:
             quiet = self.channels[name].quiet_hours if name in self.channels else None
             if quiet is None:
                 continue
             if alert.severity == "critical":
-                self.store.release_deferred(name, now)
+                release.append(name)
                 continue
             until = quiet_until(quiet, now)
             if until is not None:
                 deferred[name] = until
-        self.store.add_alert(alert, deferred)
+        if not self.store.add_alert(alert, deferred):  # one statement in the usual case
+            return self.store.get_alert(alert.id) or alert
+        for name in release:
+            self.store.release_deferred(name, now)
         return alert
 
     # -- escalation -----------------------------------------------------------

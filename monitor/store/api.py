@@ -112,7 +112,9 @@ class AlertStore(Protocol):
     """Alerts (each queued on its channels in the outbox) and per-key notification state."""
 
     def add_alert(self, alert: Alert,
-                  not_before: Mapping[str, datetime] | None = None) -> None: ...
+                  not_before: Mapping[str, datetime] | None = None) -> bool:
+        """Store an alert and queue it on its channels (``not_before``: deferred per
+        channel); False, queuing nothing, when its id was stored before."""
 
     def alerts(self, *, since: datetime | None = None, brand: str | None = None,
                limit: int = 100, rule: str | None = None) -> list[Alert]:

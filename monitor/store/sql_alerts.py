@@ -56,20 +56,23 @@ def _episode(row: Sequence[Any]) -> Episode:
 class SqlAlerts(SqlCore):
     # alerts and their notification state ------------------------------------
     def add_alert(self, alert: Alert,
-                  not_before: Mapping[str, datetime] | None = None) -> None:
-        """Store an alert and queue one outbox item per channel (idempotent by id);
-        ``not_before`` defers a channel's item (quiet hours)."""
-        self._run(
+                  not_before: Mapping[str, datetime] | None = None) -> bool:
+        """Store an alert and queue one outbox item per channel; False (and nothing
+        queued) when an alert with its id was stored before. ``not_before`` defers a
+        channel's item (quiet hours)."""
+        inserted = self._run(
             f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT DO NOTHING",
             (alert.id, alert.dedup_key, alert.rule, alert.kind, alert.brand, alert.severity,
              alert.state, alert.title, alert.summary, ts(alert.created_at),
              orjson.dumps(list(alert.channels)).decode(),
              orjson.dumps(dict(alert.details), default=str,
-                          option=orjson.OPT_NON_STR_KEYS).decode()))
-        for channel in alert.channels:
-            self.enqueue(alert.id, channel, alert.created_at,
-                         (not_before or {}).get(channel))
+                          option=orjson.OPT_NON_STR_KEYS).decode())) == 1
+        if inserted:
+            for channel in alert.channels:
+                self.enqueue(alert.id, channel, alert.created_at,
+                             (not_before or {}).get(channel))
+        return inserted
 
     def enqueue(self, alert_id: str, channel: str, now: datetime,
                 not_before: datetime | None = None) -> bool:
