@@ -23,9 +23,10 @@ def bucket_start(when: datetime, size: timedelta) -> datetime:
 
 
 _order = itertools.count()  # ties in reach: the earlier post stays (heap tiebreak)
+_push = heapq.heappush
 
 
-@dataclass
+@dataclass(slots=True)
 class Bucket:
     """The open bucket: counts plus a bounded sample of its posts for explanations.
 
@@ -46,13 +47,14 @@ class Bucket:
 
     def add(self, item: EnrichedPost) -> None:
         self.count += 1
-        self.negatives += item.negative
+        if item.negative:
+            self.negatives += 1
         self.authors.add(item.post.author.id)
-        entry = (item.reach, next(_order), item)
-        if len(self._sample) < MAX_BUCKET_POSTS:
-            heapq.heappush(self._sample, entry)
-        elif item.reach > self._sample[0][0]:  # keep the highest-reach posts
-            heapq.heapreplace(self._sample, entry)
+        sample = self._sample
+        if len(sample) < MAX_BUCKET_POSTS:
+            _push(sample, (item.reach, next(_order), item))
+        elif item.reach > sample[0][0]:  # keep the highest-reach posts
+            heapq.heapreplace(sample, (item.reach, next(_order), item))
 
 
 class RecentTexts:
