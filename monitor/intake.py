@@ -3,7 +3,10 @@ sources, ``POST /ingest``) and the engine.
 
 - **Bounded, in posts.** ``offer`` (HTTP) either takes a whole batch or refuses it
   with :class:`Backpressure` carrying a ``Retry-After`` estimate (HTTP 429); ``put``
-  (sources) waits for room, so a source slows down instead of growing memory.
+  (sources) waits for room, so a source slows down instead of growing memory. The
+  brand's own (outbound) posts have room of their own (``URGENT_ROOM``): a storm of
+  mentions that fills the queue never turns away, nor holds up, the posts that the
+  security screen must see.
 - **Durable before acknowledged.** With a ``journal`` (the daemon's store), a batch
   offered by HTTP is written to the ingest journal before ``offer`` returns; the
   engine removes each post from it in the transaction that stores it for good, and a
@@ -50,6 +53,7 @@ STORE_RETRY_MAX = 5.0  # with a doubling delay up to this
 DRAIN_SECONDS = 30.0  # at shutdown, queued posts are stored for at most this long
 AHEAD = 2  # batches handed to the enrichment worker ahead of the one the engine runs
 YIELDS = 4  # turns the other tasks get between two batches of the engine
+URGENT_ROOM = 1_000  # outbound posts queued on top of ``capacity`` (Intake._full)
 
 
 class Backpressure(Exception):
@@ -101,6 +105,7 @@ class Intake:
         self._urgent: collections.deque[_Item] = collections.deque()
         self._depth = 0
         self._ready = asyncio.Event()  # items waiting
+        self._urgent_ready = asyncio.Event()  # outbound posts waiting
         self._room = asyncio.Event()  # depth below capacity
         self._room.set()
         self._rate = 1000.0  # posts/s the engine has been taking (for Retry-After)
@@ -123,7 +128,7 @@ class Intake:
         journal's own write says whether the store takes posts)."""
         if self.store_error is not None and self.journal is None:
             raise self.store_error
-        if self._depth and self._depth + len(posts) > self.capacity:
+        if self._full(len(posts), all(p.kind == "outbound" for p in posts)):
             self.metrics.ingest_refused.inc()
             retry = max(1.0, min(60.0, (self._depth + len(posts)) / max(self._rate, 1.0)))
             raise Backpressure(retry, self._depth)
@@ -173,12 +178,12 @@ class Intake:
 
     async def put(self, post: Post) -> None:
         """Queue one post from a source, waiting while the queue is full."""
-        if self._depth >= self.capacity:
+        urgent = post.kind == "outbound"
+        if self._full(1, urgent):
             self.metrics.queue_dropped.labels(post.source).inc()  # counted: it waits
-            while self._depth >= self.capacity:
+            while self._full(1, urgent):
                 self._room.clear()
                 await self._room.wait()
-        urgent = post.kind == "outbound"
         queue = self._urgent if urgent else self._items
         tail = queue[-1] if queue else None
         if tail is not None and tail.done is None and not tail.seqs and tail.reserved == 0 \
@@ -187,20 +192,36 @@ class Intake:
             self._depth += 1
             self._gauges()
             self._ready.set()
+            if urgent:
+                self._urgent_ready.set()
             return
         self._push(_Item([post], time.monotonic(), None, post.source), urgent)
+
+    def _full(self, adding: int, urgent: bool) -> bool:
+        """No room for ``adding`` more posts. Mentions share ``capacity``; the brand's
+        own posts (``urgent``: outbound, few, and the security screen must see them
+        during a storm, when mentions fill the queue) have ``URGENT_ROOM`` of their own."""
+        if urgent:
+            waiting = self._urgent_waiting()
+            return waiting > 0 and waiting + adding > URGENT_ROOM
+        return self._depth > 0 and self._depth + adding > self.capacity
+
+    def _urgent_waiting(self) -> int:
+        return sum(len(item.posts) - item.taken for item in self._urgent)
 
     def _push(self, item: _Item, urgent: bool = False) -> None:
         (self._urgent if urgent else self._items).append(item)
         self._depth += len(item.posts)
         self._gauges()
         self._ready.set()
+        if urgent:
+            self._urgent_ready.set()
 
     def _gauges(self) -> None:
         self.metrics.queue_depth.set(self._depth)
         self.metrics.queue_lag.set(self.lag())
-        if self._depth < self.capacity:
-            self._room.set()
+        if self._depth < self.capacity or self._urgent_waiting() < URGENT_ROOM:
+            self._room.set()  # (a waiter checks its own kind of room again)
 
     # -- consumer -------------------------------------------------------------
     def _reserve(self, urgent: bool = False
@@ -288,9 +309,22 @@ class Intake:
                 posts, seqs, parts = self._reserve(urgent=True)
                 self._settle(parts, await self._process_retrying(process, posts, None, seqs,
                                                                  parts))
+                for _ in range(YIELDS):  # its alert's delivery starts before the next batch
+                    await asyncio.sleep(0)
                 continue
             if not pending:
                 pending.append(reserve())
+            task = pending[0][3]
+            if task is not None and not task.done():
+                # the worker is still on this batch: an outbound post that arrives
+                # meanwhile runs at once instead of waiting for it
+                self._urgent_ready.clear()
+                if not self._unreserved(urgent=True):
+                    waiter = asyncio.ensure_future(self._urgent_ready.wait())
+                    await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                if self._unreserved(urgent=True):
+                    continue
             parts, posts, seqs, task = pending.popleft()
             enrichments = await task if task is not None else None
             while enrich is not None and len(pending) < AHEAD and self._unreserved():

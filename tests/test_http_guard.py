@@ -218,6 +218,69 @@ async def test_a_poisonous_post_is_skipped_and_the_rest_stored() -> None:
     task.cancel()
 
 
+def _own(n: int) -> list[Post]:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    return [Post(id=f"own{i}", source="t", kind="outbound", author=Author("b", "brand"),
+                 text="x", created_at=at) for i in range(n)]
+
+
+async def test_a_full_queue_still_takes_the_brands_own_posts() -> None:
+    """A storm of mentions fills the queue: more mentions get 429 (and a source's
+    wait), but the brand's own posts (what the security screen must see) are taken at
+    once, HTTP and source alike, up to their own room (URGENT_ROOM)."""
+    from monitor.intake import URGENT_ROOM
+
+    intake = Intake(100, Metrics(), batch=50)
+    intake.offer(_posts(100))
+    with pytest.raises(Backpressure):
+        intake.offer(_posts(1, 100))
+    taken = intake.offer(_own(2))  # not refused
+    blocked = asyncio.create_task(intake.put(_posts(1, 200)[0]))
+    own_source = asyncio.create_task(intake.put(_own(3)[2]))
+    await asyncio.sleep(0.05)
+    assert own_source.done() and not blocked.done()
+    assert intake.depth == 103
+    with pytest.raises(Backpressure):  # (its own room is bounded too)
+        intake.offer(_own(URGENT_ROOM))
+    order: list[str] = []
+
+    def process(posts: list[Post], _: Any, seqs: list[int]) -> list[bool]:
+        order.extend(p.id for p in posts)
+        return [True] * len(posts)
+
+    task = asyncio.create_task(intake.run(process))
+    assert await asyncio.wait_for(taken.done, 2) == [True, True]
+    await asyncio.wait_for(blocked, 2)
+    assert order[:3] == ["own0", "own1", "own2"]
+    task.cancel()
+
+
+async def test_an_outbound_post_does_not_wait_for_the_worker() -> None:
+    """While the enrichment worker is still on the next batch of mentions, an
+    outbound post that arrives is run at once (it is enriched inline)."""
+    intake = Intake(10_000, Metrics(), batch=100)
+    storm = intake.offer(_posts(100))
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def slow_worker(posts: list[Post]) -> list[Any] | None:
+        await release.wait()
+        return None
+
+    def process(posts: list[Post], _: Any, seqs: list[int]) -> list[bool]:
+        order.extend(p.id for p in posts)
+        return [True] * len(posts)
+
+    task = asyncio.create_task(intake.run(process, slow_worker))
+    await asyncio.sleep(0.05)  # the engine waits for the worker's first batch
+    own = intake.offer(_own(1))
+    assert await asyncio.wait_for(own.done, 1) == [True]
+    assert order == ["own0"]  # before any mention: the worker has not answered yet
+    release.set()
+    assert len(await asyncio.wait_for(storm.done, 2)) == 100
+    task.cancel()
+
+
 def test_http_errors_are_json(tmp_path: Path) -> None:
     """The 503 of the connection cap is JSON like every other error."""
     from monitor.http.guard import _Refuse
