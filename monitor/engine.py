@@ -242,6 +242,12 @@ class Engine:
         self._announce(alerts)
         return alerts
 
+    def newest_event_time(self) -> datetime | None:
+        """The newest event time the detectors' state holds (None: no state yet): where
+        a recovered engine stands in its posts' time."""
+        times = [t for d in self.detectors.values() if (t := d.state_time()) is not None]
+        return max(times) if times else None
+
     def _item(self, stored: StoredPost, brand: str) -> EnrichedPost:
         return EnrichedPost(stored.post, brand, stored.compound, stored.label,
                             self.enricher.tags(stored.post, brand))

@@ -5,6 +5,7 @@ PostgreSQL; the role runs in this process)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import timedelta
 from typing import Any
@@ -130,3 +131,43 @@ def test_a_takeover_keeps_what_no_commit_acknowledged(nats_server: Any,
             await stream.close()
 
     asyncio.run(scenario())
+
+
+def test_a_partition_taken_mid_backfill_does_not_tick_its_history_away(
+        project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition taken over while history streams in (its recovered detectors hold
+    buckets of days ago) must not tick at the wall clock before its first messages
+    arrive: that tick would close every open bucket up to now, the rest of the
+    backfill would be late, and a storm in it would never fire. (The consumer is a
+    stub that has nothing yet: a takeover around a NATS restart.)"""
+    from monitor.cluster import worker as worker_module
+    from monitor.cluster.worker import Partition
+    from tests.timeline import T0, Harness, steady
+
+    h = Harness(project)
+    h.feed(steady(T0, 2.0, 12))  # two hours of history, then the clock is days later
+    spike = h.engine.detectors[("spike", "Acme")]
+    open_bucket = spike.state_time()
+    assert open_bucket is not None
+    h.clock.set(T0 + timedelta(days=3))
+
+    class Quiet:  # the stream has nothing for the new owner yet
+        async def fetch(self, batch: int, wait: float) -> list[Any]:
+            await asyncio.sleep(0.01)
+            return []
+
+        async def ack(self, messages: list[Any]) -> None:
+            return None
+
+    monkeypatch.setattr(worker_module, "TICK_SECONDS", 0.01)
+
+    async def run_a_while() -> None:
+        partition = Partition(0, None, None, h.engine, Quiet())  # type: ignore[arg-type]
+        task = asyncio.create_task(partition.run())
+        await asyncio.sleep(0.3)  # thirty tick periods
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_a_while())
+    assert spike.state_time() == open_bucket  # no bucket was closed at the wall clock

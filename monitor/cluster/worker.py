@@ -60,7 +60,11 @@ class Partition:
         self.engine = engine
         self.consumer = consumer
         self.processed = 0
-        self.newest: datetime | None = None  # the newest post time processed
+        # the newest post time processed; a partition taken over mid-backfill starts
+        # where its recovered detectors stand, not as "live": a tick at the wall clock
+        # before its first messages arrive would close every open bucket up to now and
+        # make the rest of the backfill late (a storm in it would never fire)
+        self.newest: datetime | None = engine.newest_event_time()
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:

@@ -210,8 +210,8 @@ class _Probe:
     absolute_floor: float
 
     def least(self, fraction: float) -> float:
-        """Below this count :meth:`CountModel.could_fire` is false (module doc of
-        could_fire): the mean over scales reaches the threshold only if one scale does."""
+        """Below this count :meth:`CountModel.could_fire` is false: the mean over the
+        scales reaches the threshold only if one scale's calibrated tail does."""
         least = self.absolute_floor
         for a, b in self.floors:
             need = a + b * fraction
@@ -375,9 +375,11 @@ class CountModel:
         open). Every term of the burst statistic is the smaller of the count model's
         tail and the calibrated one, so the calibrated tail capped by the count model's
         point probability (:func:`nb_surprise_cap`, no series) bounds it from above (the
-        absolute channel likewise, :meth:`AbsoluteChannel.could_fire`). The volume
-        detector asks this on every post and :meth:`evaluate` only when it says yes:
-        in ordinary traffic no tail series is computed at all."""
+        absolute channel likewise, :meth:`AbsoluteChannel.could_fire`). Before that,
+        one comparison with a floor computed once per bucket (:meth:`_Probe.least`)
+        turns down most posts. The volume detector asks this on every post and
+        :meth:`evaluate` only when it says yes: in ordinary traffic no tail series is
+        computed at all."""
         if self._base.n_learned == 0 or not self.warm or count < self.params.min_count:
             return False
         fraction = min(max(fraction, 1e-3), 1.0)
