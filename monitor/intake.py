@@ -6,7 +6,8 @@ sources, ``POST /ingest``) and the engine.
   (sources) waits for room, so a source slows down instead of growing memory. The
   brand's own (outbound) posts have room of their own (``URGENT_ROOM``): a storm of
   mentions that fills the queue never turns away, nor holds up, the posts that the
-  security screen must see.
+  security screen must see (a source's, or a request of outbound posts only: a mixed
+  request is taken or refused whole).
 - **Durable before acknowledged.** With a ``journal`` (the daemon's store), a batch
   offered by HTTP is written to the ingest journal before ``offer`` returns; the
   engine removes each post from it in the transaction that stores it for good, and a
