@@ -190,11 +190,7 @@ class Intake:
         if tail is not None and tail.done is None and not tail.seqs and tail.reserved == 0 \
                 and len(tail.posts) < self.batch:
             tail.posts.append(post)  # sources' posts travel in batches too
-            self._depth += 1
-            self._gauges()
-            self._ready.set()
-            if urgent:
-                self._urgent_ready.set()
+            self._added(1, urgent)
             return
         self._push(_Item([post], time.monotonic(), None, post.source), urgent)
 
@@ -212,7 +208,11 @@ class Intake:
 
     def _push(self, item: _Item, urgent: bool = False) -> None:
         (self._urgent if urgent else self._items).append(item)
-        self._depth += len(item.posts)
+        self._added(len(item.posts), urgent)
+
+    def _added(self, posts: int, urgent: bool) -> None:
+        """Count queued posts and wake the consumer."""
+        self._depth += posts
         self._gauges()
         self._ready.set()
         if urgent:

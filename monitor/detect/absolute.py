@@ -126,7 +126,7 @@ class RobustDispersion:
 
     def observe(self, observed: float, expected: float, extra: float) -> None:
         q = DISPERSION_QUANTILE
-        g = nb_upper_share(observed, expected, math.exp(self.log_alpha) + extra, q)
+        g = nb_upper_share(observed, expected, self.alpha + extra, q)
         self.log_alpha = min(max(self.log_alpha + DISPERSION_GAIN * (g - q), _LOG_ALPHA_LO),
                              _LOG_ALPHA_HI)
 

@@ -298,26 +298,27 @@ class CountModel:
         self._mu_cache = (bucket, mu, extra)
         return mu, extra
 
-    def _log_ratios(self, bucket: int, count: float, mu: float) -> list[float]:
-        """Per scale, the shrunk log rate ratio of a whole bucket (``_terms``' first
-        half: what the calibration learns)."""
+    def _log_ratios(self, bucket: int, count: float, mu: float,
+                    fraction: float = 1.0) -> list[float]:
+        """Per scale, the shrunk log rate ratio of the running bucket (what the
+        calibration learns of a whole one; ``_terms`` scores it)."""
         pseudo = self.params.pseudo_count
-        return [math.log((obs + count + shrink) / (exp + mu + shrink))
+        expected = mu * fraction
+        return [math.log((obs + count + shrink) / (exp + expected + shrink))
                 for obs, exp, seen in self._sums.closed(bucket)
-                for shrink in (pseudo * (seen + 1.0),)]
+                for shrink in (pseudo * (seen + fraction),)]
 
     def _terms(self, bucket: int, count: float, mu: float, extra: float,
                fraction: float) -> list[tuple[float, float]]:
         """Per scale: (shrunk log rate ratio, min(count-model, calibrated) surprise)."""
         expected = mu * fraction
         out: list[tuple[float, float]] = []
-        for (obs, exp, seen), disp, calib in zip(self._sums.closed(bucket), self._disp,
-                                                 self._calib, strict=True):
-            total, mean = obs + count, exp + expected
-            shrink = self.params.pseudo_count * (seen + fraction)
-            z = math.log((total + shrink) / (mean + shrink))
+        for (obs, exp, _), z, disp, calib in zip(
+                self._sums.closed(bucket), self._log_ratios(bucket, count, mu, fraction),
+                self._disp, self._calib, strict=True):
             calibrated = calib.surprise(z) if z > 0.0 else 0.0
-            out.append((z, nb_surprise_upto(total, mean, disp.alpha + extra, calibrated)))
+            out.append((z, nb_surprise_upto(obs + count, exp + expected, disp.alpha + extra,
+                                            calibrated)))
         return out
 
     @staticmethod

@@ -23,7 +23,6 @@ def bucket_start(when: datetime, size: timedelta) -> datetime:
 
 
 _order = itertools.count()  # ties in reach: the earlier post stays (heap tiebreak)
-_push = heapq.heappush
 
 
 @dataclass(slots=True)
@@ -52,7 +51,7 @@ class Bucket:
         self.authors.add(item.post.author.id)
         sample = self._sample
         if len(sample) < MAX_BUCKET_POSTS:
-            _push(sample, (item.reach, next(_order), item))
+            heapq.heappush(sample, (item.reach, next(_order), item))
         elif item.reach > sample[0][0]:  # keep the highest-reach posts
             heapq.heapreplace(sample, (item.reach, next(_order), item))
 
@@ -112,12 +111,17 @@ class OpenBuckets:
         if quiet is not None and watermark < quiet:
             return []
         closed = self._advance(watermark)
+        self._quiet_until = self._change_at()
+        return closed
+
+    def _change_at(self) -> datetime:
+        """When the open buckets next change: the next bucket starts, or the one kept
+        open for late posts closes."""
         assert self.current is not None
-        until = self.current.start + self.size  # the next bucket starts
+        until = self.current.start + self.size
         if self.prev is not None:
             until = min(until, self.prev.start + self.size + self.lateness)
-        self._quiet_until = until
-        return closed
+        return until
 
     def _advance(self, watermark: datetime) -> list[tuple[Bucket, datetime]]:
         current = self.current
@@ -171,10 +175,7 @@ class OpenBuckets:
             return None
         if self._quiet_until is not None:
             return self._quiet_until  # advance() computed it, and nothing moved since
-        until = self.current.start + self.size
-        if self.prev is not None:
-            until = min(until, self.prev.start + self.size + self.lateness)
-        return until
+        return self._change_at()
 
     def newest(self) -> datetime | None:
         """Start of the newest open bucket."""
