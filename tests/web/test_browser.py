@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -72,13 +73,25 @@ def login(browser: Any, world: World, token: str, name: str = "Ann") -> None:
     browser.find_element(By.NAME, "token").send_keys(token)
     browser.find_element(By.NAME, "name").send_keys(name)
     browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    wait_for(lambda: browser.current_url.endswith("/ui/pulse"), 10, "the pulse page")
+    # the path, not the URL's end: the sign-in page's own URL ends with ?next=/ui/pulse,
+    # and a navigation started before the queued form submission is overtaken by it
+    wait_for(lambda: urlsplit(browser.current_url).path == "/ui/pulse", 10, "the pulse page")
 
 
 def chart_ready(browser: Any, figure: str) -> None:
-    wait_for(lambda: browser.execute_script(
-        f"var f = document.getElementById('{figure}'); return f && f.dataset.ready"), 10,
-        f"chart {figure} to render")
+    try:
+        wait_for(lambda: browser.execute_script(
+            f"var f = document.getElementById('{figure}'); return f && f.dataset.ready"), 10,
+            f"chart {figure} to render")
+    except AssertionError as exc:  # say what the page was, so a CI failure can be read
+        state = browser.execute_script(
+            f"var f = document.getElementById('{figure}'), e = document.querySelector('.error');"
+            "return {url: location.href, title: document.title, state: document.readyState,"
+            " figure: !!f, uplot: typeof uPlot, charts: typeof bmCharts,"
+            " error: e ? e.textContent : null,"
+            " text: document.body ? document.body.innerText.slice(0, 300) : null};")
+        logs = [f"{e.get('level')} {e.get('message')}" for e in browser.get_log("browser")]
+        raise AssertionError(f"{exc}: page {state}, console {logs}") from None
 
 
 def flash(browser: Any) -> str:
