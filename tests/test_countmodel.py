@@ -463,3 +463,28 @@ def test_a_storm_on_the_first_afternoon_fires() -> None:
     rows = [(START + i * STEP, 8.0) for i in range(36)]
     assert run(model, rows) == []
     assert model.evaluate(START + 36 * STEP, 140.0, fraction=0.5).fired
+
+
+def test_window_sums_agree_with_a_sum_over_the_learned_buckets() -> None:
+    """The closed part of a window, asked for the next bucket, the one after it (a late
+    bucket still open) or one after a gap, is the sum over the learned buckets inside
+    it."""
+    from monitor.detect.seasonal import WindowSums
+
+    scales = (1, 4, 16, 64)
+    rng = random.Random(5)
+    sums = WindowSums(scales)
+    learned: dict[int, tuple[float, float]] = {}
+    bucket = 1000
+    for _ in range(3000):
+        bucket += 1 if rng.random() < 0.9 else rng.randint(2, 90)  # gaps, some long
+        for ask in (bucket, bucket + 1, bucket + rng.randint(2, 80)):
+            got = sums.closed(ask)
+            for scale, (obs, exp, seen) in zip(scales, got, strict=True):
+                inside = [v for b, v in learned.items() if ask - scale < b < ask]
+                assert seen == len(inside)
+                assert obs == pytest.approx(sum(o for o, _ in inside), abs=1e-9)
+                assert exp == pytest.approx(sum(e for _, e in inside), rel=1e-9, abs=1e-9)
+        observed, expected = float(rng.randint(0, 40)), rng.uniform(0.1, 30.0)
+        sums.add(bucket, observed, expected)
+        learned[bucket] = (observed, expected)

@@ -295,8 +295,21 @@ class WindowSums:
         memo = self._closed
         if memo is not None and memo[0] == bucket:
             return memo[1]
-        if self._buckets and bucket == self._buckets[-1] + 1:
-            out = [(r[0], r[1], round(r[2])) for r in self._run]
+        buckets = self._buckets
+        if buckets and bucket > buckets[-1]:
+            # after the last learned bucket (the next one, or the one after it while a
+            # late bucket is still open): the running sums less what has left the window
+            out = []
+            n = len(buckets)
+            for scale, run, j in zip(self.scales, self._run, self._start, strict=True):
+                obs, exp, seen = run
+                edge = bucket - scale
+                while j < n and buckets[j] <= edge:
+                    obs -= self._obs[j]
+                    exp -= self._exp[j]
+                    seen -= 1.0
+                    j += 1
+                out.append((obs, exp, round(seen)) if seen > 0.5 else (0.0, 0.0, 0))
             self._closed = (bucket, out)
             return out
         out = []
