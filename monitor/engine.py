@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 RECOVERY_CHUNK = 2000
 #: how often retention runs: hourly in wall time in the daemon, in event time in replay
 PRUNE_EVERY = timedelta(hours=1)
+_NO_GROUP: tuple[tuple[Detector, ...], tuple[Detector, ...]] = ((), ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,8 @@ class Engine:
         self.rules = rules
         self.router = Router(rules, store, metrics, config.channels)
         self.detectors: dict[tuple[str, str], Detector] = {}
-        self._by_brand_kind: dict[tuple[str, str], tuple[Detector, ...]] = {}
+        self._by_brand_kind: dict[tuple[str, str], tuple[tuple[Detector, ...],
+                                                         tuple[Detector, ...]]] = {}
         self.on_alerts: Callable[[Sequence[Alert]], None] = lambda alerts: None
         self.checkpoints = checkpoints
         self.max_future = config.max_future
@@ -147,7 +149,10 @@ class Engine:
         for (_, brand_name), detector in self.detectors.items():
             for kind in detector.kinds:
                 index.setdefault((brand_name, kind), []).append(detector)
-        self._by_brand_kind = {k: tuple(v) for k, v in index.items()}
+        # per (brand, kind): the detectors that read those posts, and those of them
+        # whose next tick a post may move (the engine plans only theirs)
+        self._by_brand_kind = {k: (tuple(v), tuple(d for d in v if not d.timeless))
+                               for k, v in index.items()}
         # (time, rank, order, detector): detectors due at the same time tick in the
         # order of the configuration (rank); stale entries (order) are skipped
         self._schedule: list[tuple[datetime, int, int, Detector]] = []
@@ -430,13 +435,14 @@ class Engine:
             item = EnrichedPost(post, brand, e.compound, e.label, e.tags[i] if e.tags else ())
             self.aggregates.add(item)
             late = False
-            group = self._by_brand_kind.get((brand, post.kind), ())
+            group, timed = self._by_brand_kind.get((brand, post.kind), _NO_GROUP)
             for detector in group:
                 before = detector.late
                 signals += detector.observe(item, now)
                 if detector.late != before:
                     late = True
-            self._reschedule_groups[(brand, post.kind)] = group
+            if timed:
+                self._reschedule_groups[(brand, post.kind)] = timed
             if late:
                 self.metrics.late.labels(brand).inc()
                 self._unplaced = "late"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.detect.windows import OpenBuckets
+from monitor.detect.base import EnrichedPost
+from monitor.detect.windows import Bucket, OpenBuckets
+from monitor.model import Author, Post
 
 T = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -64,3 +67,32 @@ def test_zero_lateness_closes_at_once_and_state_round_trips() -> None:
 def test_lateness_longer_than_a_bucket_is_refused() -> None:
     with pytest.raises(ValueError, match="lateness"):
         OpenBuckets(FIVE, 6 * M)
+
+
+def _item(n: int, followers: int) -> EnrichedPost:
+    post = Post(str(n), "test", "mention", Author(f"a{n % 97}", f"a{n % 97}", followers),
+                f"post {n}", T + n * (M / 1000))
+    return EnrichedPost(post, "Acme", 0.0, "neutral")
+
+
+def test_the_bucket_sample_keeps_the_highest_reach_posts_in_arrival_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every post until the sample is full, then a post enters only with more reach than
+    the least kept one, which it replaces (the earliest of them); oldest first."""
+    from monitor.detect import windows
+
+    size = 50
+    monkeypatch.setattr(windows, "MAX_BUCKET_POSTS", size)
+    rng = random.Random(3)
+    bucket = Bucket(T)
+    kept: list[int] = []  # the reference: indexes into items
+    items = [_item(n, rng.choice((0, 10, 100, rng.randint(0, 10**6)))) for n in range(400)]
+    for n, item in enumerate(items):
+        bucket.add(item)
+        if len(kept) < size:
+            kept.append(n)
+        elif item.reach > min(items[i].reach for i in kept):
+            kept.remove(min(kept, key=lambda i: (items[i].reach, i)))
+            kept.append(n)
+        assert bucket.posts == [items[i] for i in kept]
+    assert bucket.count == len(items) and len(bucket.authors) == 97

@@ -69,6 +69,9 @@ class Detector(ABC):
     #: the ways a rule may present this detector's signals, the default first (see the
     #: module doc); empty: one episode per brand already, the rule takes no ``mode``
     modes: ClassVar[tuple[str, ...]] = ()
+    #: nothing happens to it as time passes (one signal per post): ``next_tick`` is
+    #: always None, and the engine need not ask it after every post
+    timeless: ClassVar[bool] = False
 
     def __init__(self, rule: Rule, brand: BrandConfig,
                  ctx: DetectorContext | None = None) -> None:

@@ -23,6 +23,7 @@ class InfluencerDetector(Detector):
 
     Params = InfluencerParams
     modes = ("per_post", "digest")  # a post by a large audience is an incident by itself
+    timeless = True  # one signal per post: nothing to do as time passes
 
     def observe(self, item: EnrichedPost, now: datetime) -> list[Signal]:
         params: InfluencerParams = self.params
@@ -42,7 +43,7 @@ class InfluencerDetector(Detector):
                                      "threshold": params.min_followers})]
 
     def next_tick(self) -> datetime | None:
-        return None  # one signal per post: nothing to do as time passes
+        return None
 
     def digest_phrase(self, people: int) -> str:
         params: InfluencerParams = self.params

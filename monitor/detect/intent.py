@@ -40,6 +40,7 @@ class IntentDetector(Detector):
 
     Params = IntentParams
     modes = ("digest", "per_post")
+    timeless = True  # one signal per post: nothing to do as time passes
 
     def __init__(self, rule: Rule, brand: BrandConfig,
                  ctx: DetectorContext | None = None) -> None:
@@ -80,7 +81,7 @@ class IntentDetector(Detector):
         })]
 
     def next_tick(self) -> datetime | None:
-        return None  # one signal per post: nothing to do as time passes
+        return None
 
     def digest_phrase(self, people: int) -> str:
         """``12 customers said they are leaving Acme Air``, ``3 people asked how to buy

@@ -29,8 +29,9 @@ _order = itertools.count()  # ties in reach: the earlier post stays (heap tiebre
 class Bucket:
     """The open bucket: counts plus a bounded sample of its posts for explanations.
 
-    Once ``MAX_BUCKET_POSTS`` are sampled, a post replaces the lowest-reach one when
-    its reach is higher (a min-heap on reach: O(log n) per post, whatever the storm).
+    Up to ``MAX_BUCKET_POSTS`` every post is kept, in arrival order; from then on a
+    post replaces the lowest-reach one when its reach is higher (the sample becomes a
+    min-heap on reach once full: O(log n) per post, whatever the storm).
     """
 
     start: datetime
@@ -42,7 +43,10 @@ class Bucket:
     @property
     def posts(self) -> list[EnrichedPost]:
         """The sampled posts, oldest sampled first."""
-        return [entry[2] for entry in sorted(self._sample, key=lambda e: e[1])]
+        sample = self._sample
+        if len(sample) < MAX_BUCKET_POSTS:
+            return [entry[2] for entry in sample]  # never full: still in arrival order
+        return [entry[2] for entry in sorted(sample, key=lambda e: e[1])]
 
     def add(self, item: EnrichedPost) -> None:
         self.count += 1
@@ -50,8 +54,11 @@ class Bucket:
             self.negatives += 1
         self.authors.add(item.post.author.id)
         sample = self._sample
-        if len(sample) < MAX_BUCKET_POSTS:
-            heapq.heappush(sample, (item.reach, next(_order), item))
+        if len(sample) < MAX_BUCKET_POSTS - 1:
+            sample.append((item.reach, next(_order), item))
+        elif len(sample) == MAX_BUCKET_POSTS - 1:  # full now: from here a min-heap
+            sample.append((item.reach, next(_order), item))
+            heapq.heapify(sample)
         elif item.reach > sample[0][0]:  # keep the highest-reach posts
             heapq.heapreplace(sample, (item.reach, next(_order), item))
 
