@@ -114,6 +114,7 @@ class Engine:
         self._checkpoint_at = time.monotonic()
         self._last_event_tick: datetime | None = None
         self._children: dict[tuple[str, ...], Any] = {}
+        self._tally: dict[tuple[str, ...], int] = {}  # counts of the running batch
         self._order = itertools.count()
         self._unplaced: str | None = None  # of the post _detect just handled
         #: problems found with stored state (the daemon sends them to the admins)
@@ -281,6 +282,7 @@ class Engine:
         self.detectors = {}
         self._build_detectors(self.rules, {})
         self.aggregates.clear()
+        self._tally.clear()
         self._needs_recovery = True
 
     # -- posts ---------------------------------------------------------------
@@ -407,13 +409,19 @@ class Engine:
         return Outcome(True, alerts, self._unplaced)
 
     def _count(self, metric: str, *labels: str) -> None:
-        """Increment a labelled counter of ``self.metrics`` (children cached: a
-        ``labels()`` lookup per post adds up)."""
+        """Count one toward a labelled counter of ``self.metrics``, published when the
+        batch commits (:meth:`_publish_counts`): a batch that rolls back is retried,
+        and its posts are counted once; a counter's lock is taken once per batch."""
         key = (metric, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = getattr(self.metrics, metric).labels(*labels)
-        child.inc()
+        self._tally[key] = self._tally.get(key, 0) + 1
+
+    def _publish_counts(self) -> None:
+        for key, n in self._tally.items():
+            child = self._children.get(key)
+            if child is None:  # (children cached: a labels() lookup adds up)
+                child = self._children[key] = getattr(self.metrics, key[0]).labels(*key[1:])
+            child.inc(n)
+        self._tally.clear()
 
     def _detect(self, post: Post, e: Enrichment,
                 received_at: datetime | None = None) -> list[Alert]:
@@ -520,6 +528,7 @@ class Engine:
 
     # -- checkpoints ----------------------------------------------------------------
     def _after_commit(self, posts: int) -> None:
+        self._publish_counts()
         self._since_checkpoint += posts
         try:
             self.checkpoint()

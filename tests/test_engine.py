@@ -210,6 +210,27 @@ def test_a_rolled_back_batch_is_not_counted_twice_when_retried(project: Path) ->
     assert h.store.post_count() == len(steady(T0, 2, 8)) + len(batch)
 
 
+def test_the_post_counters_count_a_retried_batch_once(project: Path) -> None:
+    """A batch that fails after its posts went through the detectors (here in the
+    cluster worker's commit hook) rolls back; its retry is what the counters show."""
+    import pytest
+
+    h = Harness(project)
+    batch = [post(900_000 + i, T0 + timedelta(seconds=i), "@acme hello" if i % 2 else "nothing")
+             for i in range(10)]
+    h.clock.set(batch[-1].created_at)
+
+    def fail() -> None:
+        raise RuntimeError("the stream position could not be written")
+
+    with pytest.raises(RuntimeError):
+        h.engine.process_batch(batch, commit_with=fail)
+    assert h.store.post_count() == 0
+    h.engine.process_batch(batch)
+    assert h.metrics.posts.labels("test", "mention")._value.get() == len(batch)
+    assert h.metrics.unmatched.labels("test")._value.get() == 5
+
+
 def test_crash_between_checkpoints_replays_to_the_same_alerts(project: Path,
                                                              make_store: Any) -> None:
     """With checkpoints far apart, a crash at any point and a restart raise exactly the
