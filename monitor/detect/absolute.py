@@ -62,10 +62,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from monitor.detect.countmodel_stats import nb_surprise_cap, nb_surprise_upto, nb_upper_share
+from monitor.detect.countmodel_stats import (
+    WeightedHistogram,
+    nb_surprise_cap,
+    nb_surprise_upto,
+    nb_upper_share,
+)
 
 #: Window lengths in buckets (5, 10, 15 min): "within 10 minutes" needs scales up to 2,
 #: and a third bucket catches a rise split across bucket borders.  Longer rises are the
@@ -132,46 +137,18 @@ class RobustDispersion:
 
 
 @dataclass(slots=True)
-class RobustTail:
+class RobustTail(WeightedHistogram[tuple[float, float, float]]):
     """Peaks-over-threshold tail of ``z`` whose scale is the median excess.
 
-    An exponentially weighted histogram of ``z`` (as the burst channel's
-    :class:`~monitor.detect.countmodel_stats.TailCalibrator`); ``u`` is its
+    The weighted histogram of the burst channel's
+    :class:`~monitor.detect.countmodel_stats.TailCalibrator`; ``u`` is its
     ``1 - TAIL_SHARE`` quantile and, beyond it,
     ``P(Z > z) = TAIL_SHARE * exp(-(z - u) / beta)`` with ``beta`` = the weighted
     median excess over ``u`` divided by ``ln 2`` (the median of an exponential),
     shrunk toward ``PRIOR_BETA``.  A rank statistic: extremes count, their size does not.
     """
 
-    min_weight: float
-    width: float = 0.05
-    bins: int = 200
-    counts: list[float] = field(default_factory=list)
-    gain: float = 1.0
-    total: float = 0.0
-    _fit: tuple[float, float, float] | None = None
-    _stale: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.counts:
-            self.counts = [0.0] * self.bins
-
-    @property
-    def weight(self) -> float:
-        return self.total / self.gain
-
-    def observe(self, z: float, decay: float) -> None:
-        self.gain /= decay
-        if self.gain > 1e200:
-            self.counts = [c / self.gain for c in self.counts]
-            self.total /= self.gain
-            self.gain = 1.0
-        i = int(z / self.width) if z > 0.0 else 0
-        self.counts[min(i, self.bins - 1)] += self.gain
-        self.total += self.gain
-        self._stale += 1
-        if self._stale >= 36 or self._fit is None:
-            self._refit()  # on a schedule of samples, never when asked (TailCalibrator)
+    NAME = "absolute-channel"
 
     def _refit(self) -> tuple[float, float, float]:
         """(u, -log10 P(Z > u), 1 / (beta ln 10))."""
@@ -214,18 +191,8 @@ class RobustTail:
         u, head, slope = self._fit or self._refit()
         return head + (z - u) * slope if z > u else 0.0
 
-    def to_state(self) -> dict[str, Any]:
-        return {"counts": list(self.counts), "gain": self.gain, "total": self.total,
-                "stale": self._stale, "fit": None if self._fit is None else list(self._fit)}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        counts = [float(v) for v in state["counts"]]
-        if len(counts) != self.bins or any(not math.isfinite(c) or c < 0 for c in counts):
-            raise ValueError("bad absolute-channel histogram in state")
-        self.counts, self.gain, self.total = counts, float(state["gain"]), float(state["total"])
-        self._stale = int(state["stale"])
-        fit = state["fit"]
-        self._fit = None if fit is None else (float(fit[0]), float(fit[1]), float(fit[2]))
+    def _fit_from_state(self, fit: list[Any]) -> tuple[float, float, float]:
+        return float(fit[0]), float(fit[1]), float(fit[2])
 
 
 @dataclass(frozen=True, slots=True)

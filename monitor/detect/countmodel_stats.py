@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 _EPS = 1e-15
 _TINY = 1e-300
@@ -334,31 +334,29 @@ class Dispersion:
         self.num, self.den = (float(v) for v in values)
 
 
-@dataclass(slots=True)
-class TailCalibrator:
-    """Empirical tail of an effect-size statistic with an exponential (EVT) extrapolation.
+_Fit = TypeVar("_Fit", bound=tuple[Any, ...])
 
-    Real mention counts have heavier tails than any count model (retweet cascades,
-    bots, news), and how heavy differs from brand to brand.  The calibrator keeps an
-    exponentially weighted histogram of a statistic ``z`` (a shrunk log rate ratio,
-    whose excesses over a high quantile are close to exponential on real series) and
-    maps a value to ``-log10`` of its estimated exceedance probability: empirical up
-    to the ``1 - tail_share`` quantile ``u``, beyond it peaks-over-threshold with an
-    exponential tail, ``P(Z > z) = tail_share * exp(-(z - u) / beta)``, whose mean
-    excess ``beta`` is shrunk toward ``prior_beta`` by ``prior_weight`` pseudo-excesses.
-    Until ``min_weight`` samples have been seen it knows nothing and returns ``inf``.
-    """
+
+@dataclass(slots=True)
+class WeightedHistogram(Generic[_Fit]):
+    """An exponentially weighted histogram of a statistic ``z`` (``bins`` bins of
+    ``width`` from 0, the last one open-ended), the part the fitted tails share
+    (:class:`TailCalibrator` and the absolute channel's
+    :class:`~monitor.detect.absolute.RobustTail`): older samples lose weight by ``decay``
+    per sample (a growing ``gain``, renormalised before it overflows), and the tail is
+    refitted (``_refit``) on a fixed schedule of samples, never when asked -- a score
+    must not depend on when (or whether) earlier buckets were scored. Until
+    ``min_weight`` samples have been seen the tail is not trusted."""
+
+    NAME: ClassVar[str] = "tail"  # in errors: "bad <NAME> histogram in state"
 
     width: float = 0.05
     bins: int = 200
-    tail_share: float = 0.02
-    prior_beta: float = 0.5
-    prior_weight: float = 5.0
     min_weight: float = 288.0
     counts: list[float] = field(default_factory=list)
     gain: float = 1.0
     total: float = 0.0
-    _fit: tuple[float, float, float, list[float]] | None = None
+    _fit: _Fit | None = None
     _stale: int = 0
 
     def __post_init__(self) -> None:
@@ -377,14 +375,54 @@ class TailCalibrator:
         self.total += self.gain
         self._stale += 1
         if self._stale >= _REFIT_EVERY or self._fit is None:
-            # on a fixed schedule of samples, never when asked: a score must not
-            # depend on when (or whether) earlier buckets were scored
             self._refit()
 
     @property
     def weight(self) -> float:
         """Effective number of samples."""
         return self.total / self.gain
+
+    def _refit(self) -> _Fit:
+        raise NotImplementedError
+
+    def to_state(self) -> dict[str, Any]:
+        """Exact JSON form (the current fit included, so a restored tail scores alike)."""
+        return {"counts": list(self.counts), "gain": self.gain, "total": self.total,
+                "stale": self._stale, "fit": None if self._fit is None else list(self._fit)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        counts = [float(v) for v in state["counts"]]
+        if len(counts) != self.bins or any(not math.isfinite(c) or c < 0 for c in counts):
+            raise ValueError(f"bad {self.NAME} histogram in state")
+        self.counts, self.gain, self.total = counts, float(state["gain"]), float(state["total"])
+        self._stale = int(state["stale"])
+        fit = state["fit"]
+        self._fit = None if fit is None else self._fit_from_state(fit)
+
+    def _fit_from_state(self, fit: list[Any]) -> _Fit:
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
+class TailCalibrator(WeightedHistogram[tuple[float, float, float, list[float]]]):
+    """Empirical tail of an effect-size statistic with an exponential (EVT) extrapolation.
+
+    Real mention counts have heavier tails than any count model (retweet cascades,
+    bots, news), and how heavy differs from brand to brand.  The calibrator keeps an
+    exponentially weighted histogram of a statistic ``z`` (a shrunk log rate ratio,
+    whose excesses over a high quantile are close to exponential on real series) and
+    maps a value to ``-log10`` of its estimated exceedance probability: empirical up
+    to the ``1 - tail_share`` quantile ``u``, beyond it peaks-over-threshold with an
+    exponential tail, ``P(Z > z) = tail_share * exp(-(z - u) / beta)``, whose mean
+    excess ``beta`` is shrunk toward ``prior_beta`` by ``prior_weight`` pseudo-excesses.
+    Until ``min_weight`` samples have been seen it knows nothing and returns ``inf``.
+    """
+
+    NAME = "calibration"
+
+    tail_share: float = 0.02
+    prior_beta: float = 0.5
+    prior_weight: float = 5.0
 
     def _refit(self) -> tuple[float, float, float, list[float]]:
         """(u, -log10 tail share at u, 1 / (beta ln 10), surprise of each bin up to u)."""
@@ -427,17 +465,5 @@ class TailCalibrator:
             return head + (z - u) * slope
         return table[int(z / self.width)] if z > 0.0 else 0.0
 
-    def to_state(self) -> dict[str, Any]:
-        """Exact JSON form (the current fit included, so a restored model scores alike)."""
-        return {"counts": list(self.counts), "gain": self.gain, "total": self.total,
-                "stale": self._stale, "fit": None if self._fit is None else list(self._fit)}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        counts = [float(v) for v in state["counts"]]
-        if len(counts) != self.bins or any(not math.isfinite(c) or c < 0 for c in counts):
-            raise ValueError("bad calibration histogram in state")
-        self.counts, self.gain, self.total = counts, float(state["gain"]), float(state["total"])
-        self._stale = int(state["stale"])
-        fit = state["fit"]
-        self._fit = None if fit is None else (float(fit[0]), float(fit[1]), float(fit[2]),
-                                              [float(v) for v in fit[3]])
+    def _fit_from_state(self, fit: list[Any]) -> tuple[float, float, float, list[float]]:
+        return float(fit[0]), float(fit[1]), float(fit[2]), [float(v) for v in fit[3]]
