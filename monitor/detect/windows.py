@@ -22,7 +22,8 @@ def bucket_start(when: datetime, size: timedelta) -> datetime:
 
 
 
-_order = itertools.count()  # ties in reach: the earlier post stays (heap tiebreak)
+_order = itertools.count()  # arrival order: among the least reach, the oldest goes first;
+# a newcomer needs more reach than the least kept (ties: the kept post stays)
 
 
 @dataclass(slots=True)
