@@ -84,6 +84,12 @@ def chart_ready(browser: Any, figure: str) -> None:
             f"var f = document.getElementById('{figure}'); return f && f.dataset.ready"), 10,
             f"chart {figure} to render")
     except AssertionError as exc:  # say what the page was, so a CI failure can be read
+        raise AssertionError(f"{exc}: {page_report(browser, figure)}") from None
+
+
+def page_report(browser: Any, figure: str) -> str:
+    """The page's URL, state and console (best effort: the browser may be what broke)."""
+    try:
         state = browser.execute_script(
             f"var f = document.getElementById('{figure}'), e = document.querySelector('.error');"
             "return {url: location.href, title: document.title, state: document.readyState,"
@@ -91,7 +97,9 @@ def chart_ready(browser: Any, figure: str) -> None:
             " error: e ? e.textContent : null,"
             " text: document.body ? document.body.innerText.slice(0, 300) : null};")
         logs = [f"{e.get('level')} {e.get('message')}" for e in browser.get_log("browser")]
-        raise AssertionError(f"{exc}: page {state}, console {logs}") from None
+    except Exception as exc:  # a report, never the failure itself
+        return f"no page report ({exc!r})"
+    return f"page {state}, console {logs}"
 
 
 def flash(browser: Any) -> str:
