@@ -168,8 +168,7 @@ class DigestDetector(Detector):
             return []
         before = inner.late
         signalled = inner.observe(item, now)
-        if inner.late != before:
-            self.late += inner.late - before
+        self.late += inner.late - before
         if not signalled and self.episode is None:
             return []  # the usual post: it joins nothing and nothing is due
         found = [s for s in signalled if s.state == "firing"]

@@ -55,11 +55,10 @@ class Bucket:
             self.negatives += 1
         self.authors.add(item.post.author.id)
         sample = self._sample
-        if len(sample) < MAX_BUCKET_POSTS - 1:
+        if len(sample) < MAX_BUCKET_POSTS:
             sample.append((item.reach, next(_order), item))
-        elif len(sample) == MAX_BUCKET_POSTS - 1:  # full now: from here a min-heap
-            sample.append((item.reach, next(_order), item))
-            heapq.heapify(sample)
+            if len(sample) == MAX_BUCKET_POSTS:  # full now: from here a min-heap
+                heapq.heapify(sample)
         elif item.reach > sample[0][0]:  # keep the highest-reach posts
             heapq.heapreplace(sample, (item.reach, next(_order), item))
 
